@@ -1,0 +1,221 @@
+"""Live collection: run lm-eval on checkpoints and write per-item records to the store.
+
+lm-eval is imported only here (and lazily). Records are extracted from the Python API's return
+value, before lm-eval's tracker would stringify them. Guards against lm-eval's silent pitfalls:
+
+* the request cache is never shared across checkpoints (``cache_requests=False`` and no
+  ``use_cache``; a user-given cache folder gets one sub-folder per checkpoint);
+* ``revision`` for a local directory is an error (lm-eval ignores it silently but records it);
+* (run, checkpoint, task) triples already in the store are skipped, so a crashed sweep resumes.
+
+Examples
+--------
+>>> from downstream.collect import task_names
+>>> task_names(["arc_easy"])
+['arc_easy']
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from .ladder import Checkpoint
+from .records import ModelInfo, samples_to_records, task_info_from_config
+from .store import Store
+
+__all__ = ["collect", "task_names", "CollectError"]
+
+log = logging.getLogger(__name__)
+
+
+class CollectError(ValueError):
+    """Bad collection request (the message names the checkpoint or task)."""
+
+
+def task_names(tasks: Sequence[str]) -> list[str]:
+    """Store names of the tasks: a YAML path gives its ``task:`` field, a name stays as is."""
+    import yaml
+
+    out = []
+    for t in tasks:
+        p = Path(t)
+        if p.suffix in (".yaml", ".yml") and p.is_file():
+            spec = yaml.load(p.read_text(encoding="utf-8"), Loader=_make_loader()) or {}
+            name = spec.get("task")
+            if not name:
+                raise CollectError(f"{p}: task YAML has no 'task' field")
+            out.append(str(name))
+        else:
+            out.append(str(t))
+    return out
+
+
+def _make_loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    return Loader
+
+
+def _task_manager(tasks: Sequence[str], include_path: Sequence[str] | None):
+    from lm_eval.tasks import TaskManager
+
+    inc = [str(Path(p).resolve()) for p in include_path] if include_path else None
+    tm = TaskManager(include_path=inc, include_defaults=False) if inc else None
+    needs_builtin = [t for t in tasks if not Path(t).suffix in (".yaml", ".yml")
+                     and (tm is None or t not in tm.all_tasks)]
+    if needs_builtin:
+        tm = TaskManager(include_path=inc, include_defaults=True)
+        unknown = [t for t in needs_builtin if t not in tm.all_tasks]
+        if unknown:
+            raise CollectError(f"unknown lm-eval task(s): {unknown} (give a task YAML or "
+                               "--include-path)")
+    return tm
+
+
+def _encode_len(lm, context: str, continuation: str) -> int:
+    """Continuation length in tokens exactly as lm-eval's HF backend splits it."""
+    enc = getattr(lm, "_encode_pair", None)
+    if enc is not None:
+        _, cont = enc(context, continuation)
+        return len(cont)
+    whole = lm.tok_encode(context + continuation)
+    return len(whole) - len(lm.tok_encode(context))
+
+
+def _load_model(ck: Checkpoint, *, device: str, batch_size: int | str, dtype: str):
+    from lm_eval.models.huggingface import HFLM
+
+    kwargs: dict[str, Any] = dict(pretrained=ck.path, device=device, batch_size=batch_size,
+                                  dtype=dtype)
+    if ck.revision:
+        kwargs["revision"] = ck.revision
+    return HFLM(**kwargs)
+
+
+def collect(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], store: Store | str, *,
+            include_path: Sequence[str] | None = None, num_fewshot: int | None = None,
+            device: str = "cpu", batch_size: int | str = 16, dtype: str = "float32",
+            limit: int | float | None = None, seed: int = 1234,
+            gen_kwargs: dict | None = None, progress: bool = True,
+            evaluate_fn: Callable[..., dict] | None = None,
+            generative_hook: Callable[..., list[dict]] | None = None) -> pd.DataFrame:
+    """Evaluate every checkpoint on every task with lm-eval and store per-item records.
+
+    Parameters
+    ----------
+    checkpoints
+        From :class:`downstream.ladder.Ladder` (local directories or HF repo + revision).
+    tasks
+        lm-eval task names or task YAML paths.
+    store
+        The per-item store (or its folder).
+    include_path
+        Folders of local task YAMLs.
+    num_fewshot, limit, gen_kwargs
+        Passed to ``lm_eval.simple_evaluate``.
+    seed
+        Seeds lm-eval's python, numpy, torch and few-shot RNGs (sampled generations repeat).
+    progress
+        Show a progress bar over checkpoints x tasks.
+    generative_hook
+        ``f(lm, checkpoint, task_name, task_info, model_info, records) -> records`` called for
+        generate_until tasks after the first pass (used by PassUntil resampling).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (checkpoint, task): ``run, checkpoint, task, status, rows``, status being
+        ``written`` or ``skipped`` (already stored).
+    """
+    from tqdm.auto import tqdm
+
+    st = store if isinstance(store, Store) else Store(store)
+    names = task_names(tasks)
+    for ck in checkpoints:
+        if ck.revision and Path(ck.path).is_dir():
+            raise CollectError(f"run {ck.run!r}: checkpoint {ck.path} is a local directory but a "
+                               f"revision ({ck.revision!r}) was given; lm-eval would silently "
+                               "ignore it. Give one directory per checkpoint instead.")
+    todo = [(ck, [t for t, n in zip(tasks, names) if not st.has(ck.run, ck.label, n)])
+            for ck in checkpoints]
+    summary = [{"run": ck.run, "checkpoint": ck.label, "task": n, "status": "skipped", "rows": 0}
+               for ck in checkpoints for n in names if st.has(ck.run, ck.label, n)]
+    if evaluate_fn is None:
+        import lm_eval
+
+        evaluate_fn = lm_eval.simple_evaluate
+    tm = _task_manager(tasks, include_path) if any(t for _, t in todo) else None
+    bar = tqdm(total=len(checkpoints) * len(names), desc="collect", unit="ckpt x task",
+               disable=not progress)
+    bar.update(len(summary))
+    lm_version = _lm_eval_version()
+    for ck, pending in todo:
+        if not pending:
+            continue
+        bar.set_postfix_str(f"{ck.run}/{ck.label}")
+        lm = _load_model(ck, device=device, batch_size=batch_size, dtype=dtype)
+        res = evaluate_fn(
+            model=lm, tasks=list(pending), task_manager=tm, num_fewshot=num_fewshot, limit=limit,
+            log_samples=True, bootstrap_iters=0, use_cache=None, cache_requests=False,
+            gen_kwargs=gen_kwargs, random_seed=seed, numpy_random_seed=seed,
+            torch_random_seed=seed, fewshot_random_seed=seed,
+            metadata={"run": ck.run, "step": ck.step})
+        minfo = ModelInfo(run=ck.run, checkpoint=ck.label, step=ck.step,
+                          revision=ck.revision or "", model_path=ck.path, params=ck.params,
+                          params_nonembed=ck.params_nonembed, tokens=ck.tokens,
+                          flops=ck.flops if math.isfinite(ck.flops) else math.nan,
+                          lm_eval_version=lm_version)
+        frames = []
+        for tname, samples in (res.get("samples") or {}).items():
+            cfg = (res.get("configs") or {}).get(tname) or {}
+            tinfo = task_info_from_config(tname, cfg,
+                                          num_fewshot=(res.get("n-shot") or {}).get(tname),
+                                          version=(res.get("versions") or {}).get(tname, ""))
+            recs = samples_to_records(samples, tinfo, minfo, where=f"{ck.run}/{ck.label}/{tname}")
+            if tinfo.output_type in ("multiple_choice", "loglikelihood"):
+                _add_token_lengths(lm, samples, recs)
+            if tinfo.output_type == "generate_until" and generative_hook is not None:
+                recs = generative_hook(lm=lm, checkpoint=ck, task_name=tname, task_info=tinfo,
+                                       model_info=minfo, records=recs, task_manager=tm,
+                                       evaluate_fn=evaluate_fn, seed=seed, gen_kwargs=gen_kwargs)
+            frames.append(pd.DataFrame(recs))
+        for df in frames:
+            if df.empty:
+                continue
+            st.write(df, overwrite=False)
+            summary.append({"run": ck.run, "checkpoint": ck.label, "task": df["task"].iloc[0],
+                            "status": "written", "rows": len(df)})
+            bar.update(1)
+        del lm, res
+        gc.collect()
+    bar.close()
+    return pd.DataFrame(summary, columns=["run", "checkpoint", "task", "status", "rows"])
+
+
+def _lm_eval_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lm_eval")
+    except PackageNotFoundError:  # pragma: no cover
+        return ""
+
+
+def _add_token_lengths(lm, samples: list[dict], recs: list[dict]) -> None:
+    for s, r in zip(samples, recs):
+        args = s.get("arguments") or []
+        r["n_tokens"] = [_encode_len(lm, str(a[0]), str(a[1])) for a in args]
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
