@@ -1,0 +1,162 @@
+"""Chained forecasts: (N, D) -> task loss -> accuracy, with the uncertainty of both steps.
+
+:class:`TwoStepChain` follows the OLMo ladder recipe (Bhagia et al.): step 1 fits a Chinchilla law
+``L(N, D)`` to one point per run (the mean of its last ``last_k`` checkpoints); step 2 fits the
+sigmoid ``Acc(L)`` to all checkpoints (moving average over ``moving_avg`` checkpoints, the first
+``skip_frac`` of each run dropped) plus the ideal point (L = 0, Acc = 1). The forecast is
+``Acc(L(N*, D*))``. Unlike the published code, the whole chain is bootstrapped: each replicate
+resamples **runs** and refits both steps on the same resample, so the interval carries both
+steps' uncertainty; the new-run interval adds resampled run-level residuals of both steps.
+
+Examples
+--------
+>>> chain = TwoStepChain(n_bootstrap=0)
+>>> chain.get_params()["last_k"]
+5
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from .estimator import Prediction
+from .fitting import FitError, fit_law
+from .laws import get_law
+
+__all__ = ["TwoStepChain", "run_points", "checkpoint_points"]
+
+log = logging.getLogger(__name__)
+
+_UNIT = 1e9
+
+
+def run_points(loss: pd.DataFrame, last_k: int = 5) -> pd.DataFrame:
+    """One point per run: mean of the last ``last_k`` checkpoints' value; N and D of the last."""
+    loss = loss.sort_values(["run", "step"])
+    g = loss.groupby("run", sort=True)
+    out = g.tail(last_k).groupby("run").agg(value=("value", "mean"))
+    last = g.tail(1).set_index("run")[["params", "tokens"]]
+    return out.join(last).reset_index()
+
+
+def checkpoint_points(loss: pd.DataFrame, acc: pd.DataFrame, *, moving_avg: int = 5,
+                      skip_frac: float = 0.1) -> pd.DataFrame:
+    """(run, step, loss, acc) per checkpoint: moving averages within each run, first
+    ``skip_frac`` of each run's checkpoints dropped."""
+    m = loss.merge(acc, on=["run", "step"], suffixes=("_loss", "_acc"))
+    m = m.sort_values(["run", "step"])
+    parts = []
+    for run, g in m.groupby("run", sort=True):
+        g = g.copy()
+        g["L"] = g["value_loss"].rolling(moving_avg, min_periods=1).mean()
+        g["A"] = g["value_acc"].rolling(moving_avg, min_periods=1).mean()
+        parts.append(g.iloc[int(np.floor(skip_frac * len(g))):])
+    return pd.concat(parts, ignore_index=True)[["run", "step", "L", "A"]]
+
+
+class TwoStepChain(BaseEstimator):
+    """(N, D) -> task loss (Chinchilla law) -> accuracy (sigmoid), bootstrapped over runs.
+
+    Parameters
+    ----------
+    last_k : int, default 5
+        Step 1 uses the mean of each run's last ``last_k`` checkpoints.
+    moving_avg : int, default 5
+        Step 2 smooths each run's (loss, acc) with this moving average.
+    skip_frac : float, default 0.1
+        Step 2 drops the first fraction of each run's checkpoints.
+    ideal_point : bool, default True
+        Add (L = 0, Acc = 1) to step 2.
+    chance : float or None
+        Random-guess accuracy (bounds the sigmoid's floor ``a + b``); None = free.
+    n_bootstrap : int, default 200
+    random_state : int, default 0
+
+    Attributes
+    ----------
+    step1_, step2_ : FitResult
+    boot_ : list of (step1 params, step2 params)
+    """
+
+    def __init__(self, *, last_k: int = 5, moving_avg: int = 5, skip_frac: float = 0.1,
+                 ideal_point: bool = True, chance: float | None = None, n_bootstrap: int = 200,
+                 random_state: int = 0) -> None:
+        self.last_k = last_k
+        self.moving_avg = moving_avg
+        self.skip_frac = skip_frac
+        self.ideal_point = ideal_point
+        self.chance = chance
+        self.n_bootstrap = n_bootstrap
+        self.random_state = random_state
+
+    def _fit_once(self, pts1: pd.DataFrame, pts2: pd.DataFrame, start1=None, start2=None):
+        law1, law2 = get_law("chinchilla"), get_law("loss_sigmoid")
+        X1 = np.c_[pts1["params"] / _UNIT, pts1["tokens"] / _UNIT]
+        r1 = fit_law(law1, X1, pts1["value"].to_numpy(), max_starts=64, starts=start1)
+        L, A = pts2["L"].to_numpy(), pts2["A"].to_numpy()
+        if self.ideal_point:
+            L, A = np.r_[L, 0.0], np.r_[A, 1.0]
+        bounds = None
+        if self.chance is not None:
+            bounds = {"b": (0.0, 1.0)}
+        r2 = fit_law(law2, L, A, bounds=bounds, max_starts=36, starts=start2)
+        return r1, r2
+
+    def fit(self, loss: pd.DataFrame, acc: pd.DataFrame) -> "TwoStepChain":
+        """Fit on ladder-table rows of one task: ``loss`` (metric bpb/loss) and ``acc`` rows
+        (columns run, step, params, tokens, value)."""
+        p1 = run_points(loss, self.last_k)
+        p2 = checkpoint_points(loss, acc, moving_avg=self.moving_avg, skip_frac=self.skip_frac)
+        self.step1_, self.step2_ = self._fit_once(p1, p2)
+        law1, law2 = self.step1_.law, self.step2_.law
+        self._p1, self._p2 = p1, p2
+        X1 = np.c_[p1["params"] / _UNIT, p1["tokens"] / _UNIT]
+        self.resid1_ = np.log(p1["value"].to_numpy()) - np.log(self.step1_.predict(X1))
+        r2 = p2["A"].to_numpy() - self.step2_.predict(p2["L"].to_numpy())
+        self.resid2_ = pd.Series(r2).groupby(p2["run"].to_numpy()).mean().to_numpy()
+        self.boot_ = []
+        runs = p1["run"].to_numpy()
+        rng = np.random.default_rng(self.random_state)
+        s1, s2 = law1.pack(self.step1_.params), law2.pack(self.step2_.params)
+        for _ in range(int(self.n_bootstrap)):
+            pick = rng.choice(runs, size=len(runs), replace=True)
+            b1 = pd.concat([p1[p1["run"] == r] for r in pick], ignore_index=True)
+            b2 = pd.concat([p2[p2["run"] == r] for r in pick], ignore_index=True)
+            try:
+                f1, f2 = self._fit_once(b1, b2, s1[None], s2[None])
+            except FitError:
+                continue
+            if f1.status != "failed" and f2.status != "failed":
+                self.boot_.append((law1.pack(f1.params), law2.pack(f2.params)))
+        return self
+
+    def predict_loss(self, params, tokens) -> np.ndarray:
+        """Step 1 alone: task loss at (N, D)."""
+        X = np.c_[np.atleast_1d(params) / _UNIT, np.atleast_1d(tokens) / _UNIT]
+        return self.step1_.predict(X)
+
+    def predict(self, params, tokens) -> np.ndarray:
+        """Chained accuracy forecast at (N, D)."""
+        return self.step2_.predict(self.predict_loss(params, tokens))
+
+    def get_prediction(self, params, tokens) -> Prediction:
+        """Chained forecast with bootstrap samples (curve, and a new run)."""
+        law1, law2 = get_law("chinchilla"), get_law("loss_sigmoid")
+        X = np.c_[np.atleast_1d(params) / _UNIT, np.atleast_1d(tokens) / _UNIT]
+        mean = self.predict(params, tokens)
+        if not self.boot_:
+            e = np.empty((0, len(mean)))
+            return Prediction(X, mean, e, e)
+        rng = np.random.default_rng(self.random_state + 1)
+        n1, n2 = len(self.resid1_), len(self.resid2_)
+        curves, obs = [], []
+        for b1, b2 in self.boot_:
+            L = law1.f(X, b1)
+            curves.append(law2.f(L, b2))
+            Ln = L * np.exp(rng.choice(self.resid1_) * np.sqrt(n1 / max(n1 - 5, 1)))
+            obs.append(law2.f(Ln, b2) + rng.choice(self.resid2_) * np.sqrt(n2 / max(n2 - 4, 1)))
+        return Prediction(X, mean, np.array(curves), np.array(obs))

@@ -1,0 +1,215 @@
+"""The generic aggregate ladder table, and loaders that convert the public ladders into it.
+
+Ladder table (long format; CSV or parquet)
+-------------------------------------------
+One row per (run, checkpoint, task, metric)::
+
+    run, params, tokens, [flops], [step], task, metric, value
+
+``params`` = parameters N (non-embedding when the source gives it; say so in ``params_kind``
+if you keep both), ``tokens`` = tokens seen D, ``flops`` = training compute (6ND when absent),
+``step`` = checkpoint step (absent = final). Validation losses are rows with a metric such as
+``loss`` on a task named like ``val/c4``. Optional columns: ``shots``, ``chance`` (random-guess
+accuracy of the task), ``is_target`` (documentation only; backtests choose held-out rows by
+rule).
+
+Loaders read the files from ``../shared/data`` (or a path given) and never copy them.
+
+Examples
+--------
+>>> import pandas as pd
+>>> t = validate_ladder(pd.DataFrame({"run": ["a"], "params": [1e6], "tokens": [2e7],
+...     "task": ["x"], "metric": ["acc"], "value": [0.3]}))
+>>> float(t["flops"].iloc[0])
+120000000000000.0
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["LADDER_COLUMNS", "read_ladder", "validate_ladder", "load_olmo_ladder",
+           "load_pythia", "load_gadre", "OLMO_TASKS", "PYTHIA_TASKS", "CHANCE", "default_data_dir"]
+
+LADDER_COLUMNS = ("run", "params", "tokens", "flops", "step", "task", "metric", "value")
+REQUIRED = ("run", "params", "tokens", "task", "metric", "value")
+
+#: Random-guess accuracy per task (used as floors and for the "at chance" checks).
+CHANCE = {
+    "mmlu": 0.25, "hellaswag": 0.25, "arc_challenge": 0.25, "arc_easy": 0.25, "piqa": 0.5,
+    "csqa": 0.2, "socialiqa": 1 / 3, "openbookqa": 0.25, "winogrande": 0.5, "sciq": 0.25,
+    "lambada_openai": 0.0, "boolq": 0.5, "mmlu_avg57": 0.25, "logiqa": 0.25, "wsc": 0.5,
+}
+
+
+def default_data_dir() -> Path:
+    """``$DOWNSTREAM_SHARED_DATA`` or ``../shared/data`` next to the current directory."""
+    env = os.environ.get("DOWNSTREAM_SHARED_DATA")
+    if env:
+        return Path(env)
+    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        cand = base.parent / "shared" / "data"
+        if cand.is_dir():
+            return cand
+    return Path.cwd().parent / "shared" / "data"
+
+
+def validate_ladder(df: pd.DataFrame, *, source: str = "<table>") -> pd.DataFrame:
+    """Check a ladder table and fill ``flops`` (6ND) and ``step`` (-1) when absent.
+
+    Raises
+    ------
+    ValueError
+        Naming the source, the missing column or the first bad row.
+    """
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise ValueError(f"{source}: ladder table lacks column(s) {missing}; needs "
+                         f"{list(REQUIRED)} (+ optional flops, step)")
+    out = df.copy()
+    for c in ("params", "tokens", "value"):
+        num = pd.to_numeric(out[c], errors="coerce")
+        bad = num.isna() & out[c].notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ValueError(f"{source}: row {i + 1}: column {c!r} is not a number: "
+                             f"{out[c].iloc[i]!r}")
+        out[c] = num
+    if "flops" not in out:
+        out["flops"] = 6.0 * out["params"] * out["tokens"]
+    else:
+        out["flops"] = pd.to_numeric(out["flops"], errors="coerce").fillna(
+            6.0 * out["params"] * out["tokens"])
+    if "step" not in out:
+        out["step"] = -1
+    out["step"] = pd.to_numeric(out["step"], errors="coerce").fillna(-1).astype(int)
+    return out
+
+
+def read_ladder(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a ladder table from CSV (optionally gzipped) or parquet and validate it."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such ladder table")
+    df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    return validate_ladder(df, source=str(p))
+
+
+# --------------------------------------------------------------------------- OLMo ladder
+
+#: The 8 OLMES tasks of the OLMo ladder paper, with the split used for the paper's numbers.
+OLMO_TASKS = {
+    "mmlu": None, "hellaswag": "hellaswag_val", "arc_challenge": "arc_challenge_test",
+    "arc_easy": "arc_easy_test", "piqa": "piqa_val", "csqa": "csqa_val",
+    "socialiqa": "socialiqa_val", "openbookqa": "openbookqa_test",
+}
+_MMLU_W = {"stem": 0.215, "humanities": 0.335, "social_sciences": 0.219, "other": 0.231}
+
+
+def load_olmo_ladder(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The OLMo ladder (allenai/OLMo-ladder) as a ladder table.
+
+    Runs: the 16 paper runs ``{190M,370M,760M,1B}-{1,2,5,10}xC`` (plus 0.5xC, reruns and 3B for
+    other protocols) with every checkpoint; targets ``7B-4T`` (the anneal row) and ``13B-5T``
+    (the last 5 rows of ``peteish13_eval_final``; step = row's step). Metrics per task: ``acc``
+    (RC len-norm accuracy) and ``bpb`` (bits per byte of the correct continuation); MMLU is
+    the weighted mean of the 4 test groups. Validation losses: task ``val/<set>``, metric ``loss``.
+    Params are the paper's non-embedding counts; tokens = step x batch size.
+    """
+    base = Path(data_dir) if data_dir else default_data_dir()
+    raw = pd.read_csv(base / "olmo_ladder" / "olmo_ladder_runs_all.csv.gz", low_memory=False)
+    keep = raw["run"].str.match(r"^(190M|370M|760M|1B|3B)-") | \
+        raw["run"].isin(["peteish7_eval_anneal", "peteish13_eval_final"])
+    raw = raw[keep].copy()
+    tok = raw["_step"] * raw["batch_size_in_tokens"]
+    raw["tokens_"] = raw["total_tokens"].fillna(tok)
+    raw.loc[raw["run"] == "peteish7_eval_anneal", "tokens_"] = 3_945_065_873_408
+    raw["params_"] = raw["n_params_nonembed_paper"]
+    raw["flops_"] = raw["tokens_"] * raw["flops_per_token_paper"]
+    raw["run_"] = raw["run"].replace({"peteish7_eval_anneal": "7B-4T", "peteish13_eval_final": "13B-5T"})
+    raw["step_"] = raw["_step"].fillna(940_577).astype(int)
+    rows = []
+    for task, key in OLMO_TASKS.items():
+        if key is None:
+            acc = sum(w * raw[f"downstream/mmlu_{g}_test_rc_5shot_len_norm"] for g, w in _MMLU_W.items())
+            bpb = sum(w * raw[f"downstream_bpb/mmlu_{g}_test_rc_5shot_bpb"] for g, w in _MMLU_W.items())
+        else:
+            acc = raw[f"downstream/{key}_rc_5shot_len_norm"]
+            bpb = raw[f"downstream_bpb/{key}_rc_5shot_bpb"]
+        for metric, v in (("acc", acc), ("bpb", bpb)):
+            rows.append(pd.DataFrame({"run": raw["run_"], "params": raw["params_"],
+                                      "tokens": raw["tokens_"], "flops": raw["flops_"],
+                                      "step": raw["step_"], "task": task, "metric": metric,
+                                      "value": v, "chance": CHANCE[task]}))
+    for col in [c for c in raw.columns if c.endswith("-validation/CrossEntropyLoss")]:
+        name = col.split("-validation")[0]
+        rows.append(pd.DataFrame({"run": raw["run_"], "params": raw["params_"],
+                                  "tokens": raw["tokens_"], "flops": raw["flops_"],
+                                  "step": raw["step_"], "task": f"val/{name}", "metric": "loss",
+                                  "value": raw[col], "chance": np.nan}))
+    out = pd.concat(rows, ignore_index=True).dropna(subset=["value"])
+    return validate_ladder(out, source="olmo_ladder")
+
+
+# --------------------------------------------------------------------------- Pythia
+
+#: The six tasks and metrics of the Pythia protocol, plus MMLU as a no-signal control.
+PYTHIA_TASKS = {"lambada_openai": "acc", "arc_easy": "acc", "arc_challenge": "acc_norm",
+                "piqa": "acc", "sciq": "acc", "winogrande": "acc", "mmlu_avg57": "acc"}
+
+
+def load_pythia(data_dir: str | os.PathLike | None = None, *, deduped: bool = False,
+                shots: int = 0) -> pd.DataFrame:
+    """Pythia v1 checkpoints (EleutherAI/pythia evals) as a ladder table (standard or deduped
+    suite; the 1B standard run is the bf16 one). Params are non-embedding; tokens = step x 2M."""
+    base = Path(data_dir) if data_dir else default_data_dir()
+    w = pd.read_csv(base / "pythia" / "pythia_v1_wide_main.csv")
+    w = w[(w["deduped"] == deduped) & (w["shots"] == shots)]
+    rows = []
+    for task, metric in PYTHIA_TASKS.items():
+        rows.append(pd.DataFrame({"run": w["run"], "size": w["size"],
+                                  "params": w["params_nonembed"], "params_total": w["params_total"],
+                                  "tokens": w["tokens"], "step": w["step"], "task": task,
+                                  "metric": metric, "value": w[f"{task}/{metric}"],
+                                  "chance": CHANCE[task]}))
+    return validate_ladder(pd.concat(rows, ignore_index=True), source="pythia")
+
+
+# --------------------------------------------------------------------------- Gadre et al.
+
+GADRE_17 = ["bigbench_operators", "pubmed_qa_labeled", "hellaswag_zeroshot", "boolq", "arc_easy",
+            "coqa", "bigbench_dyck_languages", "lambada_openai", "bigbench_novel_concepts",
+            "winograd", "bigbench_cs_algorithms", "commonsense_qa", "bigbench_qa_wikidata",
+            "hellaswag", "copa", "squad", "piqa"]
+
+
+def load_gadre(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Gadre et al. (mlfoundations/scaling) final checkpoints as a ladder table: ``acc`` of the 17
+    tasks and their mean (task ``avg17``, metric ``err`` = mean top-1 error too), and the C4
+    validation loss (task ``val/c4``, metric ``loss``). Runs are named ``<dataset>/<model>``."""
+    base = Path(data_dir) if data_dir else default_data_dir()
+    m = pd.read_csv(base / "gadre_scaling" / "models_downstream.csv")
+    vl = pd.read_csv(base / "gadre_scaling" / "models_val_losses_long.csv")
+    c4 = vl[vl["val_key"] == "c4_val"].set_index("name")["loss"]
+    meta = pd.read_csv(base / "gadre_scaling" / "eval_metadata.csv")
+    chance = {str(r["Eval Task"]): float(r["Random baseline"]) / 100 for _, r in meta.iterrows()}
+    rows = []
+    common = {"params": m["params"], "tokens": m["tokens"], "flops": m["flops_6ND"], "step": -1,
+              "dataset": m["dataset"], "multiplier": m["chinchilla_multiplier"]}
+    run = m["dataset"] + "/" + m["name"]
+    for t in GADRE_17:
+        rows.append(pd.DataFrame({"run": run, **common, "task": t, "metric": "acc",
+                                  "value": m[f"icl/{t}"], "chance": chance.get(t, np.nan)}))
+    avg = m[[f"icl/{t}" for t in GADRE_17]].mean(axis=1)
+    rows.append(pd.DataFrame({"run": run, **common, "task": "avg17", "metric": "acc",
+                              "value": avg, "chance": np.nan}))
+    rows.append(pd.DataFrame({"run": run, **common, "task": "avg17", "metric": "err",
+                              "value": 1 - avg, "chance": np.nan}))
+    rows.append(pd.DataFrame({"run": run, **common, "task": "val/c4", "metric": "loss",
+                              "value": m["name"].map(c4).to_numpy(), "chance": np.nan}))
+    return validate_ladder(pd.concat(rows, ignore_index=True).dropna(subset=["value"]),
+                           source="gadre_scaling")

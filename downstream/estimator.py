@@ -1,0 +1,269 @@
+"""Scikit-learn-style estimator around the fitting engine, with a run-level bootstrap.
+
+:class:`ScalingLawRegressor` fits one law, rescales its input to a documented unit, and, when
+``n_bootstrap > 0``, refits on resamples of **runs** (groups), not of the correlated checkpoints
+of one run. :meth:`ScalingLawRegressor.get_prediction` returns a :class:`Prediction` whose
+``summary_frame`` separates the confidence interval of the curve (``mean_ci_*``) from the
+prediction interval for a new run (``obs_ci_*``, adding resampled run-level residuals).
+
+Bootstrap replicates run through joblib, so ``with joblib.parallel_backend("dask"):`` runs them
+on a Dask cluster unchanged; each replicate has its own seed from ``numpy.random.SeedSequence``,
+so the result does not depend on the backend.
+
+Examples
+--------
+>>> import numpy as np
+>>> from downstream.laws import get_law
+>>> C = np.logspace(19, 22, 8); y = get_law("power")(C / 1e18, [1.8, 1.0, 0.3])
+>>> est = ScalingLawRegressor(law="power", x_unit=1e18, n_bootstrap=0).fit(C, y)
+>>> round(float(est.predict([1e24])[0]), 4) == round(1.8 + 1e6 ** -0.3, 4)
+True
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from .fitting import FitError, FitResult, fit_law
+from .laws import Law, get_law
+
+__all__ = ["ScalingLawRegressor", "Prediction", "bootstrap_fits"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Point forecast with bootstrap distributions (statsmodels-style).
+
+    Attributes
+    ----------
+    x : inputs (caller's unit)
+    mean : point forecast (fit on all data)
+    curve_samples : (B, n) bootstrap predictions of the curve
+    obs_samples : (B, n) curve samples plus a resampled run-level residual (a new run)
+    """
+
+    x: np.ndarray
+    mean: np.ndarray
+    curve_samples: np.ndarray
+    obs_samples: np.ndarray
+
+    def conf_int(self, alpha: float = 0.1, obs: bool = False) -> np.ndarray:
+        """(n, 2) equal-tailed interval: of the curve, or for a new run when ``obs``."""
+        s = self.obs_samples if obs else self.curve_samples
+        if s.size == 0:
+            return np.full((len(self.mean), 2), np.nan)
+        return np.nanquantile(s, [alpha / 2, 1 - alpha / 2], axis=0).T
+
+    def summary_frame(self, alpha: float = 0.1) -> pd.DataFrame:
+        """DataFrame with ``mean, mean_se, mean_ci_lower, mean_ci_upper, obs_ci_lower,
+        obs_ci_upper`` (confidence interval of the curve vs prediction interval of a new run)."""
+        ci, pi = self.conf_int(alpha), self.conf_int(alpha, obs=True)
+        se = np.nanstd(self.curve_samples, axis=0) if self.curve_samples.size else \
+            np.full(len(self.mean), np.nan)
+        return pd.DataFrame({"mean": self.mean, "mean_se": se, "mean_ci_lower": ci[:, 0],
+                             "mean_ci_upper": ci[:, 1], "obs_ci_lower": pi[:, 0],
+                             "obs_ci_upper": pi[:, 1]})
+
+
+def _boot_chunk(law: Law, x: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray,
+                seeds: list, start: np.ndarray, fit_kw: dict) -> list[np.ndarray | None]:
+    """Refit on run-resamples; one replicate per seed (returns natural parameter arrays)."""
+    uniq = np.unique(groups)
+    idx_by = {g: np.flatnonzero(groups == g) for g in uniq}
+    out = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(uniq, size=len(uniq), replace=True)
+        idx = np.concatenate([idx_by[g] for g in pick])
+        try:
+            # warm start from the full-data optimum; the grid only if that fails
+            r = fit_law(law, x[idx], y[idx], weights=w[idx], starts=start, **fit_kw)
+            if r.status == "failed":
+                r = fit_law(law, x[idx], y[idx], weights=w[idx], max_starts=16, **fit_kw)
+            out.append(law.pack(r.params) if r.status != "failed" else None)
+        except FitError:
+            out.append(None)
+    return out
+
+
+def bootstrap_fits(law: Law, x: np.ndarray, y: np.ndarray, *, groups: np.ndarray,
+                   weights: np.ndarray | None = None, start: np.ndarray, n_bootstrap: int,
+                   random_state: int = 0, n_jobs: int | None = None, chunk: int = 25,
+                   **fit_kw: Any) -> np.ndarray:
+    """Run-level bootstrap of a law fit through joblib; returns (B_ok, n_params).
+
+    Replicates whose fit fails are dropped (and counted in the log).
+    """
+    from joblib import Parallel, delayed
+
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
+    seeds = np.random.SeedSequence(random_state).spawn(n_bootstrap)
+    chunks = [seeds[i:i + chunk] for i in range(0, n_bootstrap, chunk)]
+    parts = Parallel(n_jobs=n_jobs)(
+        delayed(_boot_chunk)(law, x, y, w, groups, c, start, fit_kw) for c in chunks)
+    reps = [p for part in parts for p in part]
+    ok = [p for p in reps if p is not None]
+    if len(ok) < len(reps):
+        log.info("%s bootstrap: %d of %d replicates failed and were dropped", law.name,
+                 len(reps) - len(ok), len(reps))
+    return np.array(ok) if ok else np.empty((0, len(law.param_names)))
+
+
+class ScalingLawRegressor(RegressorMixin, BaseEstimator):
+    """Fit a scaling law with the robust engine; forecast with bootstrap intervals.
+
+    Parameters
+    ----------
+    law : str or Law, default "power"
+        Registry name (see :func:`downstream.laws.get_law`) or a law object.
+    x_unit : float, default 1.0
+        Inputs are divided by this before fitting (e.g. 1e18 for FLOPs, so COD thresholds hold;
+        1e9 for parameters and tokens). Forecasts do not depend on it.
+    residual : {"log", "linear"} or None
+        Residual type (None = the law's default).
+    delta : float or None
+        Huber delta (None = the law's default).
+    fixed : dict or None
+        Parameters held constant (e.g. ``{"g": 0.25}``).
+    max_starts : int, default 64
+        Cap on the multi-start grid.
+    n_bootstrap : int, default 200
+        Run-level bootstrap replicates (0 = none, no intervals).
+    random_state : int, default 0
+    n_jobs : int or None
+        joblib workers for the bootstrap (the active joblib backend decides where they run).
+
+    Attributes
+    ----------
+    fit_result_ : FitResult
+    params_ : dict
+    bootstrap_params_ : ndarray (B, n_params)
+    residuals_ : ndarray, run-level residuals (mean per run) on the residual scale
+    n_runs_ : int
+
+    Examples
+    --------
+    >>> from sklearn.base import clone
+    >>> est = ScalingLawRegressor(law="cod", x_unit=1e18, fixed={"g": 0.25})
+    >>> clone(est).get_params()["fixed"]
+    {'g': 0.25}
+    """
+
+    def __init__(self, *, law: str | Law = "power", x_unit: float = 1.0,
+                 residual: str | None = None, delta: float | None = None,
+                 fixed: dict | None = None, max_starts: int = 64, n_bootstrap: int = 200,
+                 random_state: int = 0, n_jobs: int | None = None) -> None:
+        self.law = law
+        self.x_unit = x_unit
+        self.residual = residual
+        self.delta = delta
+        self.fixed = fixed
+        self.max_starts = max_starts
+        self.n_bootstrap = n_bootstrap
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ helpers
+    def _x(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        law = get_law(self.law)
+        if law.n_inputs == 1:
+            X = X.reshape(-1)
+        elif X.ndim != 2 or X.shape[1] != law.n_inputs:
+            raise ValueError(f"{law.name} needs X of shape (n, {law.n_inputs}), got {X.shape}")
+        return X / float(self.x_unit)
+
+    def _fit_kw(self) -> dict:
+        return {"residual": self.residual, "delta": self.delta, "fixed": self.fixed}
+
+    def _resid(self, pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+        kind = self.residual or get_law(self.law).residual
+        if kind == "log":
+            return np.log(np.maximum(y, 1e-300)) - np.log(np.maximum(pred, 1e-300))
+        return y - pred
+
+    def _apply_resid(self, pred: np.ndarray, r: np.ndarray) -> np.ndarray:
+        kind = self.residual or get_law(self.law).residual
+        return pred * np.exp(r) if kind == "log" else pred + r
+
+    # ------------------------------------------------------------------ API
+    def fit(self, X, y, *, groups=None, sample_weight=None) -> "ScalingLawRegressor":
+        """Fit on inputs ``X`` (caller's unit) and targets ``y``.
+
+        Parameters
+        ----------
+        groups : array-like, optional
+            Run label of each point; the bootstrap resamples runs. Default: each point its own run.
+        sample_weight : array-like, optional
+
+        Returns
+        -------
+        self
+        """
+        law = get_law(self.law)
+        x = self._x(X)
+        y = np.asarray(y, dtype=float).reshape(-1)
+        if len(x) != len(y):
+            raise ValueError(f"X has {len(x)} rows but y has {len(y)}")
+        g = np.arange(len(y)) if groups is None else np.asarray(groups)
+        w = None if sample_weight is None else np.asarray(sample_weight, float)
+        res = fit_law(law, x, y, weights=w, max_starts=self.max_starts, **self._fit_kw())
+        if res.status == "failed":
+            raise FitError(f"{law.name} fit failed: {res.reason}")
+        if res.status != "ok":
+            log.warning("%s fit: %s", law.name, res.reason)
+        self.fit_result_: FitResult = res
+        self.params_ = dict(res.params)
+        pred = res.predict(x)
+        r = self._resid(pred, y)
+        df = pd.DataFrame({"g": g, "r": r})
+        self.residuals_ = df.groupby("g", sort=False)["r"].mean().to_numpy()
+        self.n_runs_ = int(len(self.residuals_))
+        self.bootstrap_params_ = np.empty((0, len(law.param_names)))
+        if self.n_bootstrap and self.n_runs_ >= 2:
+            self.bootstrap_params_ = bootstrap_fits(
+                law, x, y, groups=g, weights=w, start=law.pack(res.params)[None, :],
+                n_bootstrap=int(self.n_bootstrap), random_state=self.random_state,
+                n_jobs=self.n_jobs, **self._fit_kw())
+        self._x_fit = x
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Point forecast at ``X`` (caller's unit)."""
+        return self.fit_result_.predict(self._x(X))
+
+    def get_prediction(self, X) -> Prediction:
+        """Forecast with bootstrap samples of the curve and of a new run."""
+        law = get_law(self.law)
+        x = self._x(X)
+        mean = self.fit_result_.predict(x)
+        B = self.bootstrap_params_
+        if len(B) == 0:
+            empty = np.empty((0, len(mean)))
+            return Prediction(np.asarray(X), mean, empty, empty)
+        curves = np.stack([law.f(x, b) for b in B])
+        rng = np.random.default_rng(np.random.SeedSequence(self.random_state).spawn(1)[0])
+        n = self.n_runs_
+        p = len(law.param_names) - len(self.fixed or {})
+        infl = np.sqrt(n / max(n - p, 1))  # residuals of a fitted curve understate new-run noise
+        r = rng.choice(self.residuals_, size=curves.shape) * infl
+        obs = self._apply_resid(curves, r)
+        return Prediction(np.asarray(X), mean, curves, obs)
+
+    def summary_frame(self, X, alpha: float = 0.1) -> pd.DataFrame:
+        """Shortcut for ``get_prediction(X).summary_frame(alpha)``."""
+        return self.get_prediction(X).summary_frame(alpha)
+
+    def plot(self, X=None, y=None, *, ax=None, targets=None, alpha: float = 0.1, label=None):
+        """Observed points, fitted curve with confidence and prediction bands; returns the Axes."""
+        from .plots import plot_fit
+
+        return plot_fit(self, X, y, ax=ax, targets=targets, alpha=alpha, label=label)
