@@ -1,0 +1,94 @@
+"""COD on the per-item simulator (SIMULATED data: checks that the method recovers what was planted)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score, homogeneity_score
+
+from downstream.cod import CODPredictor, SubsetMapping, difficulty_features
+from downstream.simulate import DEFAULT_CLUSTERS, simulate_ladder, to_store_records
+from downstream.store import Store
+
+CLEAN = ((3.0, 0.35, 0.02, 0.4), (15.0, 0.40, 0.05, 0.35), (80.0, 0.45, 0.10, 0.25))
+
+
+def _clean(seed):
+    return simulate_ladder(n_items=900, n_models=9, seed=seed, flops_range=(1e18, 1e22),
+                           clusters=CLEAN, item_jitter=0.01, n_samples=2000)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_clean_ladder_clusters_are_pure_and_target_forecast_within_one_point(seed):
+    lad = _clean(seed)
+    small = lad.models["run"].tolist()[:8]
+    target = lad.models.iloc[8]
+    cod = CODPredictor(n_bootstrap=0).fit(lad.records, runs=small)
+    truth = lad.records.drop_duplicates("doc_id").set_index("doc_id").loc[cod.features_.doc_ids]
+    assigned = cod.labels_ >= 0
+    assert assigned.mean() > 0.8
+    # the paper's improved MeanShift splits planted clusters into several tight ones (its
+    # bandwidth is the 10% neighbour distance), but never mixes two planted clusters
+    homog = homogeneity_score(truth["cluster"].to_numpy()[assigned], cod.labels_[assigned])
+    assert homog >= 0.9, homog
+    err = abs(cod.predict([target["flops"]])[0] - lad.expected_accuracy(target["flops"]))
+    assert err < 0.01, err
+
+
+def test_kmeans_with_the_planted_number_recovers_the_clusters():
+    lad = _clean(0)
+    cod = CODPredictor(clusterer="kmeans", n_clusters=3, n_bootstrap=0).fit(
+        lad.records, runs=lad.models["run"].tolist()[:8])
+    truth = lad.records.drop_duplicates("doc_id").set_index("doc_id").loc[cod.features_.doc_ids]
+    assert adjusted_rand_score(truth["cluster"], cod.labels_) >= 0.9
+
+
+def test_filters_drop_flat_and_low_ceiling_clusters():
+    lad = simulate_ladder(n_items=1500, n_models=8, seed=0, flops_range=(1e18, 1e22),
+                          item_jitter=0.01, n_samples=2000)
+    cod = CODPredictor(n_bootstrap=0).fit(lad.records)
+    truth = lad.records.drop_duplicates("doc_id").set_index("doc_id").loc[cod.features_.doc_ids]
+    planted = truth["cluster"].to_numpy()
+    bad = {k for k, c in enumerate(DEFAULT_CLUSTERS) if c[1] <= 0.1 or c[2] >= 1.0}
+    in_subset = cod.subset_mask_
+    # almost no item of a flat / low-ceiling planted cluster ends in the predictable subset ...
+    assert np.isin(planted[in_subset], list(bad)).mean() < 0.02
+    # ... and the dropped clusters say why
+    dropped = cod.clusters_[~cod.clusters_["kept"]]
+    assert dropped["reason"].str.contains("flat|low ceiling").all() and len(dropped) >= 2
+
+
+def test_mapping_is_monotone_and_passes_through_end_points():
+    rng = np.random.default_rng(0)
+    s = np.sort(rng.uniform(0.05, 0.7, 8))
+    full = 0.8 * s + rng.normal(0, 0.01, 8)
+    m = SubsetMapping().fit(s, full, anchors=[(0.85, 0.75)])
+    grid = np.linspace(0, 1, 501)
+    v = m(grid)
+    assert np.all(np.diff(v) >= -1e-9)
+    assert m(0.0) == pytest.approx(0.0, abs=1e-3) and m(1.0) == pytest.approx(1.0, abs=1e-3)
+    rmse = np.sqrt(np.mean((m(s) - full) ** 2))
+    assert rmse < 0.02
+
+
+def test_mapping_falls_back_to_monotone_pchip_for_non_monotone_points():
+    m = SubsetMapping().fit([0.2, 0.3, 0.4, 0.5, 0.6], [0.3, 0.1, 0.45, 0.2, 0.5])
+    assert np.all(np.diff(m(np.linspace(0, 1, 301))) >= -1e-9)
+
+
+def test_features_from_a_real_parquet_store_match_the_simulator(tmp_path):
+    lad = simulate_ladder(n_items=50, n_models=4, seed=3)
+    Store(tmp_path).write(to_store_records(lad))
+    df = Store(tmp_path).load()
+    f_store = difficulty_features(df)
+    f_sim = difficulty_features(lad.records)
+    np.testing.assert_allclose(f_store.X, f_sim.X)
+    assert list(f_store.runs) == list(lad.models.sort_values("flops")["run"])
+
+
+def test_kmeans_alternative_and_bootstrap_interval():
+    lad = _clean(0)
+    small = lad.models["run"].tolist()[:8]
+    cod = CODPredictor(clusterer="kmeans", n_clusters=3, n_bootstrap=30).fit(lad.records, runs=small)
+    sf = cod.get_prediction([lad.models.iloc[8]["flops"]]).summary_frame()
+    assert sf["obs_ci_lower"][0] <= sf["mean"][0] <= sf["obs_ci_upper"][0]
