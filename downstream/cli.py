@@ -1,6 +1,6 @@
 """Command-line interface: a thin layer over the library.
 
-Subcommands: ``ingest``, ``collect``, ``ls``, ``backtest``, ``forecast``, ``demo``.
+Subcommands: ``ingest``, ``collect``, ``ls``, ``demo``.
 Run ``downstream <command> --help`` for the options of each.
 """
 
@@ -50,14 +50,9 @@ def _cmd_collect(a: argparse.Namespace) -> int:
                             tokens=a.tokens or float("nan")) for c in a.checkpoint]
     else:
         raise SystemExit("downstream collect: give --ladder FILE or --checkpoint PATH")
-    hook = None
-    if a.passuntil:
-        from .passuntil import PassUntilSampler
-
-        hook = PassUntilSampler(budget=a.budget, r=a.r, k0=a.k0, temperature=a.temperature)
     out = collect(ckpts, a.tasks, a.store, include_path=a.include_path,
                   num_fewshot=a.num_fewshot, device=a.device, batch_size=a.batch_size,
-                  limit=a.limit, seed=a.seed, progress=not a.quiet, generative_hook=hook)
+                  limit=a.limit, seed=a.seed, progress=not a.quiet)
     print(out.to_string(index=False))
     return 0
 
@@ -114,12 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", default=16)
     p.add_argument("--limit", type=_float)
     p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--passuntil", action="store_true",
-                   help="adaptive PassUntil resampling for generate_until tasks")
-    p.add_argument("--budget", type=int, default=256, help="PassUntil: max samples per item")
-    p.add_argument("--r", type=int, default=2, help="PassUntil: passes to stop at")
-    p.add_argument("--k0", type=int, default=4, help="PassUntil: samples in the first round")
-    p.add_argument("--temperature", type=float, default=1.0, help="PassUntil: sampling temperature")
     _add_common(p)
     p.set_defaults(func=_cmd_collect)
 
