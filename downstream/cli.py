@@ -1,6 +1,7 @@
 """Command-line interface: a thin layer over the library.
 
-Subcommands: ``ingest``, ``collect``, ``ls``, ``demo``.
+Subcommands: ``ingest``, ``collect``, ``ls``, ``forecast``, ``backtest``, ``ladder-table``,
+``demo``.
 Run ``downstream <command> --help`` for the options of each.
 """
 
@@ -50,9 +51,14 @@ def _cmd_collect(a: argparse.Namespace) -> int:
                             tokens=a.tokens or float("nan")) for c in a.checkpoint]
     else:
         raise SystemExit("downstream collect: give --ladder FILE or --checkpoint PATH")
+    hook = None
+    if a.passuntil:
+        from .passuntil import PassUntilSampler
+
+        hook = PassUntilSampler(budget=a.budget, r=a.r, k0=a.k0, temperature=a.temperature)
     out = collect(ckpts, a.tasks, a.store, include_path=a.include_path,
                   num_fewshot=a.num_fewshot, device=a.device, batch_size=a.batch_size,
-                  limit=a.limit, seed=a.seed, progress=not a.quiet)
+                  limit=a.limit, seed=a.seed, progress=not a.quiet, generative_hook=hook)
     print(out.to_string(index=False))
     return 0
 
@@ -109,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", default=16)
     p.add_argument("--limit", type=_float)
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--passuntil", action="store_true",
+                   help="adaptive PassUntil resampling for generate_until tasks")
+    p.add_argument("--budget", type=int, default=256, help="PassUntil: max samples per item")
+    p.add_argument("--r", type=int, default=2, help="PassUntil: passes to stop at")
+    p.add_argument("--k0", type=int, default=4, help="PassUntil: samples per item in round 0")
+    p.add_argument("--temperature", type=float, default=1.0, help="PassUntil: sampling temperature")
     _add_common(p)
     p.set_defaults(func=_cmd_collect)
 
@@ -142,7 +154,197 @@ def _add_demo(sub) -> None:
     p.set_defaults(func=_cmd_demo)
 
 
-_EXTRA_COMMANDS: list = [_add_demo]
+def _parse_target(spec: str) -> dict:
+    out: dict = {}
+    for part in spec.split(","):
+        if "=" not in part:
+            raise ValueError(f"--target {spec!r}: expected key=value pairs (params=, tokens=, flops=, name=)")
+        k, v = part.split("=", 1)
+        k = k.strip()
+        if k not in ("params", "tokens", "flops", "name"):
+            raise ValueError(f"--target {spec!r}: unknown key {k!r} (params, tokens, flops, name)")
+        out[k] = v.strip() if k == "name" else float(v)
+    return out
+
+
+def _targets(a: argparse.Namespace):
+    import pandas as pd
+
+    rows = [_parse_target(t) for t in (a.target or [])]
+    if a.targets:
+        from pathlib import Path
+
+        p = Path(a.targets)
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            spec = yaml.safe_load(p.read_text())
+            items = spec.get("targets", spec) if isinstance(spec, dict) else spec
+            if not isinstance(items, list):
+                raise ValueError(f"{p}: expected a list of targets (or a 'targets:' list)")
+            rows += [dict(t) for t in items]
+        else:
+            rows += pd.read_csv(p).to_dict("records")
+    if not rows:
+        raise ValueError("give --target params=...,tokens=... or --targets FILE")
+    t = pd.DataFrame(rows)
+    for c in ("params", "tokens", "flops"):
+        if c not in t:
+            t[c] = float("nan")
+    t["flops"] = t["flops"].fillna(6 * t["params"] * t["tokens"])
+    if t["flops"].isna().any():
+        raise ValueError("each target needs flops, or params and tokens")
+    if "name" not in t:
+        t["name"] = None
+    t["target"] = [n if isinstance(n, str) and n else f"N={p:.3g},D={d:.3g}" if p == p else f"C={c:.3g}"
+                   for n, p, d, c in zip(t["name"], t["params"], t["tokens"], t["flops"])]
+    return t[["target", "params", "tokens", "flops"]]
+
+
+def _write_table(df, fmt: str, out: str | None) -> None:
+    if fmt == "json":
+        text = df.to_json(orient="records", indent=1)
+    elif fmt == "md":
+        text = df.to_markdown(index=False) if _has_tabulate() else df.to_string(index=False)
+    else:
+        text = df.to_csv(index=False)
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    print(text)
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _cmd_forecast(a: argparse.Namespace) -> int:
+    import pandas as pd
+
+    targets = _targets(a)
+    if a.store:
+        from .cod import CODPredictor
+        from .store import Store
+
+        st = Store(a.store)
+        files = st.list()
+        if files.empty:
+            raise ValueError(f"{a.store}: empty store")
+        rows = []
+        for task in a.tasks or sorted(files["task"].unique()):
+            df = st.load(tasks=[task])
+            cod = CODPredictor(n_bootstrap=a.bootstrap).fit(df)
+            sf = cod.get_prediction(targets["flops"].to_numpy()).summary_frame(0.1)
+            rows.append(pd.DataFrame({
+                "task": task, "target": targets["target"], "method": "cod",
+                "forecast": sf["mean"], "lo90": sf["obs_ci_lower"], "hi90": sf["obs_ci_upper"],
+                "used": f"{int(cod.subset_mask_.sum())}/{len(cod.labels_)} items, "
+                        f"{int(cod.clusters_['kept'].sum())} clusters kept, "
+                        f"{len(cod.features_.runs)} models"}))
+        table = pd.concat(rows, ignore_index=True)
+    else:
+        from .backtest import forecast_task, task_data
+        from .datasets import read_ladder
+
+        lad = read_ladder(a.table)
+        tasks = a.tasks or sorted(lad.loc[(lad["metric"] == a.metric)
+                                          & ~lad["task"].str.startswith("val/"), "task"].unique())
+        parts = []
+        for task in tasks:
+            data = task_data(lad, task, metric=a.metric, min_step=a.min_step)
+            for m in (a.method or [None]):
+                parts.append(forecast_task(data, targets, method=m, n_bootstrap=a.bootstrap))
+        table = pd.concat(parts, ignore_index=True)
+    _write_table(table.round(4), a.format, a.out)
+    return 0
+
+
+def _cmd_backtest(a: argparse.Namespace) -> int:
+    from .backtest import backtest_table, summarize
+    from .datasets import read_ladder
+
+    lad = read_ladder(a.table)
+    res = backtest_table(lad, holdout=a.holdout, tasks=a.tasks, metric=a.metric,
+                         methods=a.method, min_step=a.min_step, n_bootstrap=a.bootstrap,
+                         progress=not a.quiet, protocol=a.protocol)
+    if a.out:
+        res.to_csv(a.out, index=False)
+    if a.plots:
+        from pathlib import Path
+
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .plots import plot_backtest_task
+
+        Path(a.plots).mkdir(parents=True, exist_ok=True)
+        for task, r in res.dropna(subset=["predicted"]).groupby("task"):
+            ax = plot_backtest_task(r, title=task)
+            ax.figure.savefig(Path(a.plots) / f"{task.replace('/', '_')}.png", dpi=80)
+            plt.close(ax.figure)
+    s = summarize(res)
+    print(s.round(3).to_string(index=False))
+    return 0
+
+
+def _cmd_ladder_table(a: argparse.Namespace) -> int:
+    from . import datasets
+
+    loaders = {"olmo_ladder": datasets.load_olmo_ladder, "pythia": datasets.load_pythia,
+               "pythia_deduped": lambda d: datasets.load_pythia(d, deduped=True),
+               "gadre": datasets.load_gadre}
+    df = loaders[a.dataset](a.data)
+    df.to_csv(a.out, index=False) if not a.out.endswith(".parquet") else df.to_parquet(a.out)
+    print(f"wrote {a.out}: {len(df)} rows, {df['run'].nunique()} runs, {df['task'].nunique()} tasks")
+    return 0
+
+
+def _add_forecast_backtest(sub) -> None:
+    p = sub.add_parser("forecast", help="forecast benchmark scores at target sizes")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--table", help="ladder table (CSV/parquet: run,params,tokens,[flops],[step],task,metric,value)")
+    src.add_argument("--store", help="per-item store folder (COD forecast per task)")
+    p.add_argument("--target", action="append", help="params=7e9,tokens=2e12[,name=7B] or flops=1e23")
+    p.add_argument("--targets", help="YAML or CSV file of targets (params, tokens, flops, name)")
+    p.add_argument("--tasks", nargs="*")
+    p.add_argument("--metric", default="acc")
+    p.add_argument("--method", nargs="*", help="methods (default: the documented rule per task)")
+    p.add_argument("--min-step", type=int)
+    p.add_argument("--bootstrap", type=int, default=200)
+    p.add_argument("--format", choices=["csv", "json", "md"], default="csv")
+    p.add_argument("--out")
+    _add_common(p)
+    p.set_defaults(func=_cmd_forecast)
+
+    p = sub.add_parser("backtest", help="hold out the largest runs and forecast them with every method")
+    p.add_argument("table", help="ladder table (CSV/parquet)")
+    p.add_argument("--holdout", required=True, help="pandas query selecting held-out rows, e.g. 'params > 1.1e9'")
+    p.add_argument("--tasks", nargs="*")
+    p.add_argument("--metric", default="acc")
+    p.add_argument("--method", nargs="*")
+    p.add_argument("--min-step", type=int)
+    p.add_argument("--bootstrap", type=int, default=200)
+    p.add_argument("--protocol", default="backtest")
+    p.add_argument("--out", help="CSV of per (target, task, method) rows")
+    p.add_argument("--plots", help="folder for one PNG per task")
+    _add_common(p)
+    p.set_defaults(func=_cmd_backtest)
+
+    p = sub.add_parser("ladder-table", help="convert a public ladder in ../shared/data to the ladder table format")
+    p.add_argument("dataset", choices=["olmo_ladder", "pythia", "pythia_deduped", "gadre"])
+    p.add_argument("--data", help="data folder (default ../shared/data)")
+    p.add_argument("--out", required=True)
+    _add_common(p)
+    p.set_defaults(func=_cmd_ladder_table)
+
+
+_EXTRA_COMMANDS: list = [_add_demo, _add_forecast_backtest]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,12 +68,16 @@ def _make_loader():
 
 
 def _task_manager(tasks: Sequence[str], include_path: Sequence[str] | None):
+    """A TaskManager that knows every requested task: the include paths plus the folders of task
+    YAML files, without indexing lm-eval's ~15k built-in tasks unless a built-in name is asked."""
     from lm_eval.tasks import TaskManager
 
-    inc = [str(Path(p).resolve()) for p in include_path] if include_path else None
+    inc = [str(Path(p).resolve()) for p in include_path or []]
+    inc += [str(Path(t).resolve().parent) for t in tasks if Path(t).suffix in (".yaml", ".yml")]
+    inc = list(dict.fromkeys(inc)) or None
+    names = task_names(tasks)
     tm = TaskManager(include_path=inc, include_defaults=False) if inc else None
-    needs_builtin = [t for t in tasks if not Path(t).suffix in (".yaml", ".yml")
-                     and (tm is None or t not in tm.all_tasks)]
+    needs_builtin = [n for n in names if tm is None or n not in tm.all_tasks]
     if needs_builtin:
         tm = TaskManager(include_path=inc, include_defaults=True)
         unknown = [t for t in needs_builtin if t not in tm.all_tasks]
@@ -147,8 +151,7 @@ def collect(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], store: Stor
             raise CollectError(f"run {ck.run!r}: checkpoint {ck.path} is a local directory but a "
                                f"revision ({ck.revision!r}) was given; lm-eval would silently "
                                "ignore it. Give one directory per checkpoint instead.")
-    todo = [(ck, [t for t, n in zip(tasks, names) if not st.has(ck.run, ck.label, n)])
-            for ck in checkpoints]
+    todo = [(ck, [n for n in names if not st.has(ck.run, ck.label, n)]) for ck in checkpoints]
     summary = [{"run": ck.run, "checkpoint": ck.label, "task": n, "status": "skipped", "rows": 0}
                for ck in checkpoints for n in names if st.has(ck.run, ck.label, n)]
     if evaluate_fn is None:

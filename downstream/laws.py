@@ -330,7 +330,9 @@ class DirectSigmoid(Law):
         return np.stack([1 - s, s, ds * lx, ds], axis=-1)
 
     def bounds(self, x, y):
-        return {"floor": (0.0, 1.0), "ceiling": (0.0, 1.0), "w": (0.0, 10.0), "b": (-100.0, 100.0)}
+        # ceiling >= the lowest observation keeps the curve increasing when the floor is fixed
+        return {"floor": (0.0, 1.0), "ceiling": (float(np.min(y)), 1.0), "w": (0.0, 10.0),
+                "b": (-100.0, 100.0)}
 
     def grid(self, x, y):
         lx = np.log(np.maximum(x, _EPS))

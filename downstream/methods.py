@@ -1,0 +1,283 @@
+"""Forecasting methods on an aggregate ladder table, side by side.
+
+Each method follows the :class:`Method` protocol: ``unavailable(data)`` says why it cannot run on
+this data (or None), ``fit(data)`` fits it, ``predict(targets)`` returns point forecasts and 90%
+new-run intervals. Backtests and ``downstream forecast`` accept any object with that shape.
+
+Methods
+-------
+``no_fit``          the largest small model's score (mean of its last checkpoints)
+``direct_sigmoid``  accuracy = chance + (ceiling - chance) * sigmoid(w log C + b), all checkpoints
+``gadre_exp``       (N, D) -> validation loss (Chinchilla) -> error = eps - k exp(-gamma L)
+``two_step``        (N, D) -> task loss (bpb, else validation loss) -> accuracy (OLMo ladder)
+``cod_groups``      per difficulty group COD laws, item-weighted (needs difficulty-group data)
+
+Default method (``default_method``): chosen from the data's kind only — difficulty groups or
+per-item data -> ``cod_groups``; a task loss or validation loss -> ``two_step``; otherwise
+``direct_sigmoid``. It never looks at held-out errors.
+
+A no-signal guard runs before any method: when the small models show no trend above chance
+(best small model within 3 points of chance and score not rising with compute), the forecast is
+chance with the flag ``unpredictable: at chance`` instead of an extrapolated trend.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from .chains import TwoStepChain
+from .estimator import ScalingLawRegressor
+from .fitting import FitError, fit_law
+from .laws import get_law
+
+__all__ = ["TaskData", "Method", "METHODS", "default_method", "no_signal", "make_method"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskData:
+    """Training data of one task.
+
+    Attributes
+    ----------
+    task : name
+    score : ladder rows (run, step, params, tokens, flops, value) of the score to forecast (0-1)
+    loss : rows of the intermediate loss (task bpb, or a validation loss), or None
+    loss_kind : "task_bpb", "val_loss" or None
+    chance : random-guess score
+    groups : optional (run, flops, group columns..., weights) for difficulty-group data
+    """
+
+    task: str
+    score: pd.DataFrame
+    loss: pd.DataFrame | None = None
+    loss_kind: str | None = None
+    chance: float = 0.0
+    groups: pd.DataFrame | None = None
+    group_cols: list = field(default_factory=list)
+    group_weights: np.ndarray | None = None
+
+
+@runtime_checkable
+class Method(Protocol):
+    """What backtests and forecasts accept."""
+
+    name: str
+
+    def unavailable(self, data: TaskData) -> str | None: ...
+
+    def fit(self, data: TaskData) -> "Method": ...
+
+    def predict(self, targets: pd.DataFrame) -> pd.DataFrame: ...
+
+
+def _final(df: pd.DataFrame, k: int = 1) -> pd.DataFrame:
+    df = df.sort_values(["run", "step"])
+    g = df.groupby("run").tail(k).groupby("run")
+    return g.agg(value=("value", "mean"), params=("params", "last"), tokens=("tokens", "last"),
+                 flops=("flops", "last")).reset_index()
+
+
+def no_signal(data: TaskData, *, margin: float = 0.02) -> str | None:
+    """Reason string when the small models show no usable trend above chance, else None."""
+    fin = _final(data.score, k=3)
+    if len(fin) < 2:
+        return None
+    best = float(fin["value"].max())
+    rho = spearmanr(np.log(fin["flops"]), fin["value"]).statistic if fin["value"].nunique() > 1 else 0.0
+    if best - data.chance < margin and not rho > 0.9:
+        return (f"unpredictable: at chance (best small model {best:.3f} vs chance "
+                f"{data.chance:.3f}, rank correlation with compute {rho:.2f})")
+    return None
+
+
+def _out(pred, lo, hi, note=""):
+    return pd.DataFrame({"predicted": np.asarray(pred, float), "lo90": np.asarray(lo, float),
+                         "hi90": np.asarray(hi, float), "note": note})
+
+
+class NoFit:
+    """The largest small model's score (mean of its last 3 checkpoints); no interval."""
+
+    name = "no_fit"
+
+    def unavailable(self, data):
+        return None
+
+    def fit(self, data):
+        fin = _final(data.score, k=3)
+        self.value_ = float(fin.sort_values("flops")["value"].iloc[-1])
+        return self
+
+    def predict(self, targets):
+        n = len(targets)
+        return _out(np.full(n, self.value_), np.full(n, np.nan), np.full(n, np.nan))
+
+
+class DirectSigmoid:
+    """Direct sigmoid in log-compute, floor fixed at chance, on all checkpoints (runs bootstrapped)."""
+
+    name = "direct_sigmoid"
+
+    def __init__(self, n_bootstrap: int = 200, random_state: int = 0):
+        self.n_bootstrap, self.random_state = n_bootstrap, random_state
+
+    def unavailable(self, data):
+        return None
+
+    def fit(self, data):
+        s = data.score
+        # floor: the chance level, or lower when early checkpoints score below it (acc_norm)
+        floor = float(min(data.chance, np.quantile(s["value"], 0.05)))
+        self.est_ = ScalingLawRegressor(law="direct_sigmoid", x_unit=1e18,
+                                        fixed={"floor": floor},
+                                        n_bootstrap=self.n_bootstrap,
+                                        random_state=self.random_state).fit(
+            s["flops"], s["value"], groups=s["run"])
+        return self
+
+    def predict(self, targets):
+        sf = self.est_.summary_frame(targets["flops"].to_numpy(), 0.1)
+        return _out(sf["mean"], sf["obs_ci_lower"], sf["obs_ci_upper"],
+                    "" if self.est_.fit_result_.ok else self.est_.fit_result_.reason)
+
+
+class TwoStep:
+    """OLMo-ladder two-step chain (see :class:`downstream.chains.TwoStepChain`)."""
+
+    name = "two_step"
+
+    def __init__(self, n_bootstrap: int = 200, random_state: int = 0):
+        self.n_bootstrap, self.random_state = n_bootstrap, random_state
+
+    def unavailable(self, data):
+        if data.loss is None or data.loss.empty:
+            return "needs a task loss or validation loss per checkpoint; this data has none"
+        if data.loss["run"].nunique() < 6:
+            return "needs >= 6 runs for the 5-parameter step-1 law"
+        return None
+
+    def fit(self, data):
+        self.kind_ = data.loss_kind
+        self.chain_ = TwoStepChain(n_bootstrap=self.n_bootstrap, random_state=self.random_state,
+                                   last_k=5 if data.loss["step"].nunique() > 1 else 1,
+                                   moving_avg=5 if data.loss["step"].nunique() > 1 else 1,
+                                   skip_frac=0.1 if data.loss["step"].nunique() > 1 else 0.0).fit(
+            data.loss, data.score)
+        return self
+
+    def predict(self, targets):
+        p = self.chain_.get_prediction(targets["params"].to_numpy(), targets["tokens"].to_numpy())
+        ci = p.conf_int(0.1, obs=True)
+        return _out(p.mean, ci[:, 0], ci[:, 1], f"intermediate: {self.kind_}")
+
+
+class GadreExp:
+    """(N, D) -> validation loss (Chinchilla) -> top-1 error eps - k exp(-gamma L) (Gadre et al.)."""
+
+    name = "gadre_exp"
+
+    def __init__(self, n_bootstrap: int = 200, random_state: int = 0):
+        self.n_bootstrap, self.random_state = n_bootstrap, random_state
+
+    def unavailable(self, data):
+        if data.loss is None or data.loss_kind != "val_loss":
+            return "needs a validation loss (e.g. C4) per model; this data has none"
+        if data.loss["run"].nunique() < 6:
+            return "needs >= 6 runs for the 5-parameter loss law"
+        return None
+
+    def fit(self, data):
+        loss = _final(data.loss)
+        X = np.c_[loss["params"] / 1e9, loss["tokens"] / 1e9]
+        self.step1_ = fit_law("chinchilla", X, loss["value"].to_numpy())
+        m = data.score.merge(data.loss, on=["run", "step"], suffixes=("", "_loss"))
+        self.step2_ = ScalingLawRegressor(law="gadre", n_bootstrap=self.n_bootstrap,
+                                          random_state=self.random_state).fit(
+            m["value_loss"], 1 - m["value"], groups=m["run"])
+        return self
+
+    def predict(self, targets):
+        L = self.step1_.predict(np.c_[targets["params"] / 1e9, targets["tokens"] / 1e9])
+        sf = self.step2_.summary_frame(L, 0.1)
+        return _out(1 - sf["mean"], 1 - sf["obs_ci_upper"], 1 - sf["obs_ci_lower"],
+                    "intermediate: validation loss")
+
+
+class CODGroups:
+    """Per difficulty group COD laws (C in 1e18 FLOPs, g = chance), item-weighted mean."""
+
+    name = "cod_groups"
+
+    def __init__(self, n_bootstrap: int = 200, random_state: int = 0):
+        self.n_bootstrap, self.random_state = n_bootstrap, random_state
+
+    def unavailable(self, data):
+        if data.groups is None:
+            return "needs per-item or difficulty-group data; this table is aggregate only"
+        return None
+
+    def fit(self, data):
+        g = data.groups
+        self.w_ = np.asarray(data.group_weights, float) / np.sum(data.group_weights)
+        self.ests_ = []
+        for c in data.group_cols:
+            try:
+                est = ScalingLawRegressor(law="cod", x_unit=1e18, fixed={"g": float(data.chance)},
+                                          n_bootstrap=self.n_bootstrap,
+                                          random_state=self.random_state).fit(
+                    g["flops"], g[c], groups=g["run"])
+            except FitError as exc:
+                log.info("group %s not fitted: %s", c, exc)
+                est = None
+            self.ests_.append(est)
+        return self
+
+    def predict(self, targets):
+        C = targets["flops"].to_numpy()
+        means, curves = [], []
+        for est in self.ests_:
+            if est is None:
+                means.append(np.full(len(C), np.nan))
+                curves.append(None)
+                continue
+            p = est.get_prediction(C)
+            means.append(p.mean)
+            curves.append(p.obs_samples)
+        mean = np.nansum([w * m for w, m in zip(self.w_, means)], axis=0)
+        ok = [c for c in curves if c is not None and len(c)]
+        if ok and len(ok) == len(curves):
+            B = min(len(c) for c in ok)
+            tot = sum(w * c[:B] for w, c in zip(self.w_, ok))
+            lo, hi = np.nanquantile(tot, [0.05, 0.95], axis=0)
+        else:
+            lo = hi = np.full(len(C), np.nan)
+        return _out(mean, lo, hi)
+
+
+METHODS = {"no_fit": NoFit, "direct_sigmoid": DirectSigmoid, "gadre_exp": GadreExp,
+           "two_step": TwoStep, "cod_groups": CODGroups}
+
+
+def make_method(name: str, **kw) -> Method:
+    """A method by name (see :data:`METHODS`)."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known: {sorted(METHODS)}")
+    cls = METHODS[name]
+    return cls() if name == "no_fit" else cls(**kw)
+
+
+def default_method(data: TaskData) -> str:
+    """The documented rule: groups/per-item -> cod_groups; any loss -> two_step; else direct."""
+    if data.groups is not None:
+        return "cod_groups"
+    if data.loss is not None and not data.loss.empty and data.loss["run"].nunique() >= 6:
+        return "two_step"
+    return "direct_sigmoid"

@@ -1,0 +1,108 @@
+"""Backtests and forecasts on real public ladders (small bootstrap to stay fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from downstream.backtest import backtest_task, final_targets, forecast_task, split_holdout, task_data
+from downstream.cli import main
+from downstream.datasets import load_gadre, load_olmo_ladder, load_pythia, read_ladder
+from downstream.methods import METHODS, Method, default_method, make_method
+
+
+@pytest.fixture(scope="module")
+def pythia():
+    return load_pythia()
+
+
+def test_every_method_conforms_to_the_protocol():
+    for name in METHODS:
+        assert isinstance(make_method(name, n_bootstrap=0) if name != "no_fit" else make_method(name), Method)
+
+
+def test_pythia_mmlu_control_is_flagged_at_chance_not_a_confident_trend(pythia):
+    train = ["pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b-bf16"]
+    data = task_data(pythia, "mmlu_avg57", runs=train, min_step=1000)
+    tg = final_targets(pythia, ["pythia-12b"], "mmlu_avg57")
+    res = backtest_task(data, tg, methods=["direct_sigmoid"], n_bootstrap=10)
+    row = res.iloc[0]
+    assert row["note"].startswith("unpredictable: at chance")
+    assert row["predicted"] == pytest.approx(25.0)
+    assert row["lo90"] <= row["actual"] <= row["hi90"]
+
+
+def test_pythia_lambada_direct_fit_beats_no_fit(pythia):
+    train = ["pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b-bf16"]
+    data = task_data(pythia, "lambada_openai", runs=train, min_step=1000)
+    tg = final_targets(pythia, ["pythia-2.8b", "pythia-6.9b", "pythia-12b"], "lambada_openai")
+    res = backtest_task(data, tg, methods=["no_fit", "direct_sigmoid"], n_bootstrap=20)
+    mae = res.groupby("method")["abs_error"].mean()
+    assert mae["direct_sigmoid"] < mae["no_fit"]
+    assert default_method(data) == "direct_sigmoid"  # Pythia has no loss
+
+
+def test_methods_that_cannot_run_say_why(pythia):
+    data = task_data(pythia, "sciq", runs=["pythia-70m", "pythia-160m"], min_step=1000)
+    tg = final_targets(pythia, ["pythia-12b"], "sciq")
+    res = backtest_task(data, tg, methods=["two_step", "gadre_exp", "cod_groups"], n_bootstrap=0)
+    assert res["predicted"].isna().all()
+    assert res["note"].str.startswith("cannot run:").all()
+
+
+def test_olmo_default_is_two_step_and_uses_task_bpb():
+    tab = load_olmo_ladder()
+    train = [f"{s}-{m}xC" for s in ("190M", "370M", "760M", "1B") for m in (1, 2, 5, 10)]
+    data = task_data(tab, "piqa", runs=train)
+    assert data.loss_kind == "task_bpb" and default_method(data) == "two_step"
+    tg = final_targets(tab, ["13B-5T"], "piqa", last_k=5)
+    out = forecast_task(data, tg, n_bootstrap=10)
+    assert abs(out["forecast"].iloc[0] - tg["actual"].iloc[0]) < 0.03  # paper: 0.9 points
+
+
+def test_gadre_uses_the_c4_validation_loss():
+    tab = load_gadre()
+    sub = tab[tab["run"].str.startswith("rpj/")]
+    train = sorted(sub.loc[sub["params"] <= 4.2e8, "run"].unique())
+    data = task_data(sub, "avg17", runs=train)
+    assert data.loss_kind == "val_loss" and data.loss["value"].between(2, 6).all()
+
+
+def test_split_holdout_rules_and_errors(pythia):
+    train, held = split_holdout(pythia, "params > 1.1e9")
+    assert "pythia-12b" in held and "pythia-70m" in train
+    with pytest.raises(ValueError, match="selects no run"):
+        split_holdout(pythia, "params > 1e15")
+    with pytest.raises(ValueError, match="bad --holdout"):
+        split_holdout(pythia, "params >>> 3")
+
+
+def test_read_ladder_names_the_bad_row(tmp_path):
+    f = tmp_path / "t.csv"
+    pd.DataFrame({"run": ["a", "b"], "params": [1e6, "big"], "tokens": [1, 2], "task": "x",
+                  "metric": "acc", "value": [0.3, 0.4]}).to_csv(f, index=False)
+    with pytest.raises(ValueError, match=r"t.csv: row 2: column 'params'"):
+        read_ladder(f)
+    g = tmp_path / "u.csv"
+    pd.DataFrame({"run": ["a"], "value": [1]}).to_csv(g, index=False)
+    with pytest.raises(ValueError, match="lacks column"):
+        read_ladder(g)
+
+
+def test_cli_backtest_and_forecast_on_a_ladder_table(tmp_path, capsys):
+    tab = tmp_path / "py.csv"
+    assert main(["ladder-table", "pythia", "--out", str(tab)]) == 0
+    out = tmp_path / "bt.csv"
+    assert main(["backtest", str(tab), "--holdout", "params > 1.1e9", "--min-step", "1000",
+                 "--tasks", "sciq", "--bootstrap", "5", "--out", str(out), "-q"]) == 0
+    res = pd.read_csv(out)
+    assert set(res["method"]) == set(METHODS)
+    assert {"predicted", "actual", "abs_error", "lo90", "hi90", "covered"} <= set(res.columns)
+    fc = tmp_path / "fc.json"
+    assert main(["forecast", "--table", str(tab), "--tasks", "sciq", "--target",
+                 "params=6e9,tokens=3e11,name=big", "--bootstrap", "5", "--format", "json",
+                 "--out", str(fc), "-q"]) == 0
+    got = pd.read_json(fc)
+    assert got["target"].iloc[0] == "big" and 0.25 < got["forecast"].iloc[0] < 1.0
+    assert main(["forecast", "--table", str(tab), "--target", "params=oops"]) == 2
