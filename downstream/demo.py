@@ -1,8 +1,10 @@
-"""The README demo: store -> COD fit -> forecast table -> plots, on a SIMULATED per-item ladder.
+"""The README demo: store -> fit -> forecast table -> plots.
 
-The ladder is produced by :mod:`downstream.simulate` (clearly labelled SIMULATED everywhere); it
-exercises the whole per-item pipeline end to end without network or GPU. (A real ladder trained
-by the project itself is planned to replace it: issue 7.)
+By default it runs on the project's own real per-item ladder committed under
+``results/ladder/store`` (six GPT-2 sizes trained on arithmetic by
+``benchmarks/ladder/make_ladder.py`` and collected through lm-eval with ``downstream collect``).
+The largest size is held out: every method is fitted on the five smaller sizes and forecasts it
+(and a 10x larger model). ``simulated=True`` runs the same pipeline on a SIMULATED ladder instead.
 """
 
 from __future__ import annotations
@@ -15,19 +17,66 @@ import pandas as pd
 
 from .cod import CODPredictor
 from .estimator import ScalingLawRegressor
+from .fitting import FitError, fit_law
+from .itemchain import PerItemChain
+from .methods import default_store_method
 from .simulate import simulate_ladder, to_store_records
 from .store import Store
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "LADDER_STORE"]
 
 log = logging.getLogger(__name__)
 
+LADDER_STORE = Path(__file__).resolve().parents[1] / "results" / "ladder" / "store"
 
-def run_demo(out: str | Path = "demo_out", *, n_items: int = 2000, seed: int = 0,
-             n_bootstrap: int = 100) -> pd.DataFrame:
-    """Simulate a ladder, store it, fit COD and a direct baseline on the 7 smallest models,
-    forecast the held-out largest model and a 10x larger target; write table + plots to ``out``.
-    """
+
+def _scores(df: pd.DataFrame) -> pd.DataFrame:
+    gen = (df["output_type"] == "generate_until").all()
+    s = df["n_pass"] / df["n_samples"] if gen else df["acc_ll"]
+    return (df.assign(score=s).groupby(["run", "step"])
+            .agg(score=("score", "mean"), flops=("flops", "first"),
+                 params=("params_nonembed", "first")).reset_index())
+
+
+def _forecast_task(df: pd.DataFrame, small: list[str], targets: np.ndarray, boot: int):
+    tr = df[df["run"].isin(small)]
+    agg = _scores(tr)
+    gen = (df["output_type"] == "generate_until").all()
+    rows = {}
+    direct = ScalingLawRegressor(law="direct_sigmoid", x_unit=1e18, n_bootstrap=boot,
+                                 fixed={"floor": float(min(0.25 if not gen else 0.0, agg["score"].min()))}
+                                 ).fit(agg["flops"], agg["score"], groups=agg["run"])
+    sf = direct.summary_frame(targets)
+    rows["direct_sigmoid"] = (sf["mean"], sf["obs_ci_lower"], sf["obs_ci_upper"], "baseline")
+    method = default_store_method(df["output_type"].iloc[0])
+    cod = None
+    if method == "per_item_chain":
+        ch = PerItemChain(n_bootstrap=boot).fit(tr, smooth=2)
+        p = ch.get_prediction(targets)
+        ci = p.conf_int(0.1)
+        rows["per_item_chain"] = (p.mean, ci[:, 0], ci[:, 1], "default")
+    else:
+        cod = CODPredictor(n_bootstrap=boot, smooth=2, chance=0.0, score="pass_rate").fit(tr)
+        if cod.clusters_["kept"].any():
+            sf = cod.get_prediction(targets).summary_frame()
+            rows["cod"] = (sf["mean"], sf["obs_ci_lower"], sf["obs_ci_upper"], "default")
+        else:
+            fin = agg.sort_values("step").groupby("run").tail(1)
+            try:
+                r = fit_law("passuntil", fin["params"].to_numpy() / 1e4,
+                            np.clip(fin["score"].to_numpy(), 1e-9, 1))
+                N = np.sqrt(targets / (6 * 16))  # the ladder's fixed 16 tokens per parameter
+                rows["passuntil_dataset"] = (r.predict(N / 1e4), np.full(len(N), np.nan),
+                                             np.full(len(N), np.nan),
+                                             "default (COD kept no cluster)")
+            except FitError as exc:
+                log.warning("PassUntil law: %s", exc)
+    return rows, direct, agg, cod
+
+
+def run_demo(out: str | Path = "demo_out", *, store: str | Path | None = None,
+             simulated: bool = False, n_bootstrap: int = 100, seed: int = 0) -> pd.DataFrame:
+    """Run the demo; returns the forecast table (also written to ``out/forecast.csv``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,47 +84,52 @@ def run_demo(out: str | Path = "demo_out", *, n_items: int = 2000, seed: int = 0
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    lad = simulate_ladder(n_items=n_items, n_models=8, flops_range=(1e18, 1e22), seed=seed,
-                          item_jitter=0.03, n_samples=200)
-    store = Store(out / "store")
-    if not store.list().shape[0]:
-        store.write(to_store_records(lad))
-    df = store.load()
-    models = lad.models.sort_values("flops")
-    small, held = models.iloc[:-1], models.iloc[-1]
-    cod = CODPredictor(n_bootstrap=n_bootstrap, random_state=seed).fit(df, runs=small["run"].tolist())
-    feats = cod.features_
-    full_small = feats.X.mean(axis=0)
-    direct = ScalingLawRegressor(law="direct_sigmoid", x_unit=1e18, n_bootstrap=n_bootstrap,
-                                 random_state=seed).fit(feats.compute, full_small)
-    targets = {f"{held['run']} (held out)": float(held["flops"]), "10x largest": 10 * float(held["flops"])}
+    if simulated:
+        st = Store(out / "sim_store")
+        if st.list().empty:
+            lad = simulate_ladder(n_items=2000, n_models=8, flops_range=(1e18, 1e22), seed=seed,
+                                  item_jitter=0.03, n_samples=200)
+            st.write(to_store_records(lad))
+    else:
+        st = Store(store or LADDER_STORE)
+        if st.list().empty:
+            raise FileNotFoundError(f"{st.root}: no ladder store (run benchmarks/ladder/make_ladder.py)")
+    files = st.list()
+    label = "SIMULATED ladder" if simulated else "real ladder (results/ladder/store)"
     rows = []
-    for name, C in targets.items():
-        truth = lad.expected_accuracy(C)
-        for method, model in (("cod", cod), ("direct_sigmoid", direct)):
-            sf = model.get_prediction([C]).summary_frame(0.1).iloc[0]
-            rows.append({"data": "SIMULATED", "task": "sim_task", "target": name, "flops": C,
-                         "method": method, "forecast": sf["mean"], "lo90": sf["obs_ci_lower"],
-                         "hi90": sf["obs_ci_upper"], "true_expected": truth,
-                         "abs_error_points": 100 * abs(sf["mean"] - truth),
-                         "items_kept": int(cod.subset_mask_.sum()) if method == "cod" else len(feats.X),
-                         "clusters_kept": int(cod.clusters_["kept"].sum()) if method == "cod" else np.nan,
-                         "models": len(small)})
-    table = pd.DataFrame(rows)
-    table.to_csv(out / "forecast.csv", index=False)
-    cod.summary().to_csv(out / "cod_clusters.csv", index=False)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    cod.plot(ax=axes[0])
-    axes[0].set_title("SIMULATED ladder: COD clusters (dashed = dropped)", fontsize=9)
-    direct.plot(feats.compute, full_small, ax=axes[1], targets=list(targets.values()),
-                label="direct sigmoid")
-    axes[1].scatter(list(targets.values()), [lad.expected_accuracy(c) for c in targets.values()],
-                    marker="*", c="k", s=80, label="true (simulated)", zorder=6)
-    axes[1].scatter(list(targets.values()), cod.predict(list(targets.values())), marker="o",
-                    c="C2", s=40, label="COD forecast", zorder=6)
-    axes[1].legend(fontsize=6)
-    axes[1].set_title("SIMULATED ladder: full-task score vs FLOPs", fontsize=9)
+    tasks = sorted(files["task"].unique())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        df = st.load(tasks=[task], with_derived=True)
+        size = df.groupby("run")["flops"].max().sort_values()
+        small, held = list(size.index[:-1]), size.index[-1]
+        held_df = df[(df["run"] == held) & (df["step"] == df.loc[df["run"] == held, "step"].max())]
+        actual = float(_scores(held_df)["score"].iloc[0])
+        targets = np.array([size[held], 10 * size[held]])
+        preds, direct, agg, cod = _forecast_task(df, small, targets, n_bootstrap)
+        for name, (mean, lo, hi, role) in preds.items():
+            for i, tname in enumerate([f"{held} (held out)", "10x largest"]):
+                rows.append({"data": label, "task": task, "target": tname, "flops": targets[i],
+                             "method": name, "role": role, "forecast": float(mean[i]),
+                             "lo90": float(lo[i]), "hi90": float(hi[i]),
+                             "actual": actual if i == 0 else np.nan})
+        direct.plot(agg["flops"].to_numpy(), agg["score"].to_numpy(), ax=ax, targets=targets,
+                    label="direct sigmoid", groups=agg["run"].to_numpy())
+        for name, (mean, *_r) in preds.items():
+            if name != "direct_sigmoid":
+                ax.scatter(targets, mean, marker="o", s=45, zorder=6, label=f"{name} forecast")
+        ax.scatter([targets[0]], [actual], marker="*", c="k", s=90, zorder=7, label="actual (held out)")
+        ax.set_title(f"{label}: {task}", fontsize=8)
+        ax.set_xlabel("training FLOPs")
+        ax.legend(fontsize=5)
+        if cod is not None and cod.clusters_["kept"].any():
+            fig2, ax2 = plt.subplots(figsize=(5, 3.6))
+            cod.plot(ax=ax2)
+            fig2.savefig(out / f"cod_clusters_{task}.png", dpi=90)
+            plt.close(fig2)
     fig.tight_layout()
     fig.savefig(out / "demo.png", dpi=90)
     plt.close(fig)
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "forecast.csv", index=False)
     return table

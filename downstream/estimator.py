@@ -262,8 +262,11 @@ class ScalingLawRegressor(RegressorMixin, BaseEstimator):
         """Shortcut for ``get_prediction(X).summary_frame(alpha)``."""
         return self.get_prediction(X).summary_frame(alpha)
 
-    def plot(self, X=None, y=None, *, ax=None, targets=None, alpha: float = 0.1, label=None):
-        """Observed points, fitted curve with confidence and prediction bands; returns the Axes."""
+    def plot(self, X=None, y=None, *, ax=None, targets=None, actual=None, alpha: float = 0.1,
+             label=None, groups=None):
+        """Observed points (by run when ``groups`` is given), fitted curve with confidence and
+        prediction bands, forecasts at ``targets``; returns the Axes."""
         from .plots import plot_fit
 
-        return plot_fit(self, X, y, ax=ax, targets=targets, alpha=alpha, label=label)
+        return plot_fit(self, X, y, ax=ax, targets=targets, actual=actual, alpha=alpha,
+                        label=label, groups=groups)

@@ -12,9 +12,11 @@ Methods
 ``two_step``        (N, D) -> task loss (bpb, else validation loss) -> accuracy (OLMo ladder)
 ``cod_groups``      per difficulty group COD laws, item-weighted (needs difficulty-group data)
 
-Default method (``default_method``): chosen from the data's kind only — difficulty groups or
-per-item data -> ``cod_groups``; a task loss or validation loss -> ``two_step``; otherwise
-``direct_sigmoid``. It never looks at held-out errors.
+Default method (``default_method``): chosen from the data's kind only — difficulty groups ->
+``cod_groups``; a task loss or validation loss -> ``two_step``; otherwise ``direct_sigmoid``. For
+per-item stores (``default_store_method``): likelihood-ranked multiple choice -> the per-item
+chain (COD excludes logit-ranked MC); generative -> COD, or the PassUntil dataset law when COD keeps
+no predictable cluster on the training models. It never looks at held-out errors.
 
 A no-signal guard runs before any method: when the small models show no trend above chance
 (best small model within 3 points of chance and score not rising with compute), the forecast is
@@ -36,7 +38,8 @@ from .estimator import ScalingLawRegressor
 from .fitting import FitError, fit_law
 from .laws import get_law
 
-__all__ = ["TaskData", "Method", "METHODS", "default_method", "no_signal", "make_method"]
+__all__ = ["TaskData", "Method", "METHODS", "default_method", "default_store_method", "no_signal",
+           "make_method"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ class TaskData:
     loss_kind : "task_bpb", "val_loss" or None
     chance : random-guess score
     groups : optional (run, flops, group columns..., weights) for difficulty-group data
+    val_loss : rows of a validation loss (e.g. C4), or None (used by ``gadre_exp``)
     """
 
     task: str
@@ -63,6 +67,7 @@ class TaskData:
     groups: pd.DataFrame | None = None
     group_cols: list = field(default_factory=list)
     group_weights: np.ndarray | None = None
+    val_loss: pd.DataFrame | None = None
 
 
 @runtime_checkable
@@ -188,17 +193,17 @@ class GadreExp:
         self.n_bootstrap, self.random_state = n_bootstrap, random_state
 
     def unavailable(self, data):
-        if data.loss is None or data.loss_kind != "val_loss":
+        if data.val_loss is None or data.val_loss.empty:
             return "needs a validation loss (e.g. C4) per model; this data has none"
-        if data.loss["run"].nunique() < 6:
+        if data.val_loss["run"].nunique() < 6:
             return "needs >= 6 runs for the 5-parameter loss law"
         return None
 
     def fit(self, data):
-        loss = _final(data.loss)
+        loss = _final(data.val_loss)
         X = np.c_[loss["params"] / 1e9, loss["tokens"] / 1e9]
         self.step1_ = fit_law("chinchilla", X, loss["value"].to_numpy())
-        m = data.score.merge(data.loss, on=["run", "step"], suffixes=("", "_loss"))
+        m = data.score.merge(data.val_loss, on=["run", "step"], suffixes=("", "_loss"))
         self.step2_ = ScalingLawRegressor(law="gadre", n_bootstrap=self.n_bootstrap,
                                           random_state=self.random_state).fit(
             m["value_loss"], 1 - m["value"], groups=m["run"])
@@ -272,6 +277,12 @@ def make_method(name: str, **kw) -> Method:
         raise ValueError(f"unknown method {name!r}; known: {sorted(METHODS)}")
     cls = METHODS[name]
     return cls() if name == "no_fit" else cls(**kw)
+
+
+def default_store_method(output_type: str) -> str:
+    """Default for per-item store data: ``per_item_chain`` for likelihood-ranked multiple choice,
+    ``cod`` for generative tasks (see the module docstring for the fallback)."""
+    return "per_item_chain" if output_type in ("multiple_choice", "loglikelihood") else "cod"
 
 
 def default_method(data: TaskData) -> str:
