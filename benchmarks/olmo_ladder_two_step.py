@@ -5,6 +5,9 @@ the mean of each run's last 5 checkpoints; step 2 bpb -> accuracy on all checkpo
 average 5, first 10% dropped, ideal point); forecast OLMo-2 7B-4T and 13B-5T on the 8 tasks.
 Intervals: 90% new-run interval from bootstrapping the whole chain over runs.
 
+Chain variants side by side (``method``): ``two_step`` (the paper's), ``two_step_compute``
+(step 1 as a power law in compute), ``two_step_c4loss`` (C4 validation loss as intermediate).
+
 Writes ``results/olmo_ladder_two_step.csv`` (``target,task,method,predicted,actual,abs_error,
 lo90,hi90,paper_abs_error``; points) and ``results/olmo_ladder_two_step.png``.
 
@@ -51,34 +54,44 @@ def main() -> None:
     tab = load_olmo_ladder(a.data)
     tgt = targets(tab)
     rows, chains = [], {}
+    c4 = tab[tab["run"].isin(TRAIN) & (tab["task"] == "val/c4_en")]
     for task in PAPER_13B:
         tr = tab[tab["run"].isin(TRAIN) & (tab["task"] == task)]
-        chain = TwoStepChain(n_bootstrap=a.bootstrap, random_state=0).fit(
-            tr[tr["metric"] == "bpb"], tr[tr["metric"] == "acc"])
-        chains[task] = chain
-        for run in ("7B-4T", "13B-5T"):
-            t = tgt[(tgt["target"] == run) & (tgt["task"] == task)].set_index("metric")
-            N, D = t.loc["acc", "params"], t.loc["acc", "tokens"]
-            pred = chain.get_prediction(N, D)
-            lo, hi = pred.conf_int(0.1, obs=True)[0]
-            actual = t.loc["acc", "value"]
-            rows.append({"target": run, "task": task, "method": "two_step", "predicted": 100 * pred.mean[0],
-                         "actual": 100 * actual, "abs_error": 100 * abs(pred.mean[0] - actual),
-                         "lo90": 100 * lo, "hi90": 100 * hi,
-                         "bpb_predicted": float(chain.predict_loss(N, D)[0]),
-                         "bpb_actual": t.loc["bpb", "value"],
-                         "paper_abs_error": PAPER_13B[task] if run == "13B-5T" else np.nan})
+        # chain variants side by side: the paper's (task bpb, L(N, D)); step 1 as a power law in
+        # compute; C4 validation loss as the intermediate instead of the task's bpb
+        for method, loss, step1 in (("two_step", tr[tr["metric"] == "bpb"], "chinchilla"),
+                                    ("two_step_compute", tr[tr["metric"] == "bpb"], "power_compute"),
+                                    ("two_step_c4loss", c4, "chinchilla")):
+            chain = TwoStepChain(n_bootstrap=a.bootstrap, random_state=0, step1=step1).fit(
+                loss, tr[tr["metric"] == "acc"])
+            if method == "two_step":
+                chains[task] = chain
+            for run in ("7B-4T", "13B-5T"):
+                t = tgt[(tgt["target"] == run) & (tgt["task"] == task)].set_index("metric")
+                N, D = t.loc["acc", "params"], t.loc["acc", "tokens"]
+                pred = chain.get_prediction(N, D)
+                lo, hi = pred.conf_int(0.1, obs=True)[0]
+                actual = t.loc["acc", "value"]
+                rows.append({
+                    "target": run, "task": task, "method": method,
+                    "predicted": 100 * pred.mean[0], "actual": 100 * actual,
+                    "abs_error": 100 * abs(pred.mean[0] - actual), "lo90": 100 * lo,
+                    "hi90": 100 * hi, "bpb_predicted": float(chain.predict_loss(N, D)[0]),
+                    "bpb_actual": t.loc["bpb", "value"] if method != "two_step_c4loss" else np.nan,
+                    "paper_abs_error": PAPER_13B[task] if run == "13B-5T" and method == "two_step"
+                    else np.nan})
     res = pd.DataFrame(rows).round(4)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     res.to_csv(a.out, index=False)
     res["covered"] = (res["lo90"] <= res["actual"]) & (res["actual"] <= res["hi90"])
-    print(res[["target", "task", "predicted", "actual", "abs_error", "lo90", "hi90",
+    print(res[["target", "task", "method", "predicted", "actual", "abs_error", "lo90", "hi90",
                "paper_abs_error"]].to_string(index=False))
     res["bpb_rel_err"] = (res["bpb_predicted"] - res["bpb_actual"]).abs() / res["bpb_actual"]
-    summary = res.groupby("target").agg(mae_points=("abs_error", "mean"),
+    summary = res.groupby(["target", "method"]).agg(mae_points=("abs_error", "mean"),
                                         coverage90=("covered", "mean"),
                                         step1_bpb_rel_err=("bpb_rel_err", "mean"))
-    summary["paper_mae_points"] = summary.index.map({"7B-4T": 3.8, "13B-5T": 4.2})
+    summary["paper_mae_points"] = [{"7B-4T": 3.8, "13B-5T": 4.2}[t] if m == "two_step" else np.nan
+                                   for t, m in summary.index]
     summary.round(4).to_csv(Path(a.out).with_name("olmo_ladder_two_step_summary.csv"))
     print(summary.round(3).to_string())
     _plot(chains, tab, tgt, Path(a.out).with_suffix(".png"))

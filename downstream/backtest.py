@@ -59,24 +59,22 @@ def task_data(table: pd.DataFrame, task: str, *, metric: str = "acc", runs: Iter
     if chance is None:
         chance = float(score["chance"].iloc[0]) if "chance" in score and \
             pd.notna(score["chance"].iloc[0]) else 0.0
-    loss, kind = None, None
+    cols = ["run", "step", "params", "tokens", "flops", "value"]
+    vt = val_loss_task
+    if vt is None:
+        vals = sorted(t.loc[t["task"].str.startswith("val/") & (t["metric"] == "loss"), "task"].unique())
+        vt = "val/c4" if "val/c4" in vals else ("val/c4_en" if "val/c4_en" in vals else
+                                                (vals[0] if vals else None))
+    val = None if vt is None else t[(t["task"] == vt) & (t["metric"] == "loss")][cols]
+    val = None if val is None or val.empty else val.reset_index(drop=True)
+    loss, kind = val, ("val_loss" if val is not None else None)
     lm = loss_metric or ("bpb" if ((t["task"] == task) & (t["metric"] == "bpb")).any() else None)
     if lm is not None:
-        loss = t[(t["task"] == task) & (t["metric"] == lm)]
+        loss = t[(t["task"] == task) & (t["metric"] == lm)][cols].reset_index(drop=True)
         kind = "task_bpb" if lm == "bpb" else lm
-    else:
-        vt = val_loss_task
-        if vt is None:
-            vals = sorted(t.loc[t["task"].str.startswith("val/") & (t["metric"] == "loss"), "task"].unique())
-            vt = "val/c4" if "val/c4" in vals else ("val/c4_en" if "val/c4_en" in vals else
-                                                    (vals[0] if vals else None))
-        if vt is not None:
-            loss = t[(t["task"] == vt) & (t["metric"] == "loss")]
-            kind = "val_loss"
-    cols = ["run", "step", "params", "tokens", "flops", "value"]
     return TaskData(task=task, score=score[cols].reset_index(drop=True),
-                    loss=None if loss is None or loss.empty else loss[cols].reset_index(drop=True),
-                    loss_kind=kind, chance=float(chance))
+                    loss=None if loss is None or loss.empty else loss,
+                    loss_kind=kind, chance=float(chance), val_loss=val)
 
 
 def final_targets(table: pd.DataFrame, runs: Sequence[str], task: str, *, metric: str = "acc",

@@ -73,6 +73,8 @@ class TwoStepChain(BaseEstimator):
         Add (L = 0, Acc = 1) to step 2.
     chance : float or None
         Random-guess accuracy (bounds the sigmoid's floor ``a + b``); None = free.
+    step1 : {"chinchilla", "power_compute"}
+        Step-1 law: ``L(N, D)`` (paper) or ``L(C) = E + A C^-alpha`` (the paper's weaker variant).
     n_bootstrap : int, default 200
     random_state : int, default 0
 
@@ -83,19 +85,31 @@ class TwoStepChain(BaseEstimator):
     """
 
     def __init__(self, *, last_k: int = 5, moving_avg: int = 5, skip_frac: float = 0.1,
-                 ideal_point: bool = True, chance: float | None = None, n_bootstrap: int = 200,
-                 random_state: int = 0) -> None:
+                 ideal_point: bool = True, chance: float | None = None,
+                 step1: str = "chinchilla", n_bootstrap: int = 200, random_state: int = 0) -> None:
         self.last_k = last_k
         self.moving_avg = moving_avg
         self.skip_frac = skip_frac
         self.ideal_point = ideal_point
         self.chance = chance
+        self.step1 = step1
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
 
+    def _law1(self):
+        if self.step1 not in ("chinchilla", "power_compute"):
+            raise ValueError(f"step1 must be 'chinchilla' or 'power_compute', got {self.step1!r}")
+        return get_law("chinchilla" if self.step1 == "chinchilla" else "power")
+
+    def _X1(self, params, tokens) -> np.ndarray:
+        params, tokens = np.atleast_1d(params).astype(float), np.atleast_1d(tokens).astype(float)
+        if self.step1 == "chinchilla":
+            return np.c_[params / _UNIT, tokens / _UNIT]
+        return 6.0 * params * tokens / 1e18
+
     def _fit_once(self, pts1: pd.DataFrame, pts2: pd.DataFrame, start1=None, start2=None):
-        law1, law2 = get_law("chinchilla"), get_law("loss_sigmoid")
-        X1 = np.c_[pts1["params"] / _UNIT, pts1["tokens"] / _UNIT]
+        law1, law2 = self._law1(), get_law("loss_sigmoid")
+        X1 = self._X1(pts1["params"], pts1["tokens"])
         r1 = fit_law(law1, X1, pts1["value"].to_numpy(), max_starts=64, starts=start1)
         L, A = pts2["L"].to_numpy(), pts2["A"].to_numpy()
         if self.ideal_point:
@@ -114,7 +128,7 @@ class TwoStepChain(BaseEstimator):
         self.step1_, self.step2_ = self._fit_once(p1, p2)
         law1, law2 = self.step1_.law, self.step2_.law
         self._p1, self._p2 = p1, p2
-        X1 = np.c_[p1["params"] / _UNIT, p1["tokens"] / _UNIT]
+        X1 = self._X1(p1["params"], p1["tokens"])
         self.resid1_ = np.log(p1["value"].to_numpy()) - np.log(self.step1_.predict(X1))
         r2 = p2["A"].to_numpy() - self.step2_.predict(p2["L"].to_numpy())
         self.resid2_ = pd.Series(r2).groupby(p2["run"].to_numpy()).mean().to_numpy()
@@ -136,8 +150,7 @@ class TwoStepChain(BaseEstimator):
 
     def predict_loss(self, params, tokens) -> np.ndarray:
         """Step 1 alone: task loss at (N, D)."""
-        X = np.c_[np.atleast_1d(params) / _UNIT, np.atleast_1d(tokens) / _UNIT]
-        return self.step1_.predict(X)
+        return self.step1_.predict(self._X1(params, tokens))
 
     def predict(self, params, tokens) -> np.ndarray:
         """Chained accuracy forecast at (N, D)."""
@@ -145,8 +158,8 @@ class TwoStepChain(BaseEstimator):
 
     def get_prediction(self, params, tokens) -> Prediction:
         """Chained forecast with bootstrap samples (curve, and a new run)."""
-        law1, law2 = get_law("chinchilla"), get_law("loss_sigmoid")
-        X = np.c_[np.atleast_1d(params) / _UNIT, np.atleast_1d(tokens) / _UNIT]
+        law1, law2 = self._law1(), get_law("loss_sigmoid")
+        X = self._X1(params, tokens)
         mean = self.predict(params, tokens)
         if not self.boot_:
             e = np.empty((0, len(mean)))
@@ -157,6 +170,7 @@ class TwoStepChain(BaseEstimator):
         for b1, b2 in self.boot_:
             L = law1.f(X, b1)
             curves.append(law2.f(L, b2))
-            Ln = L * np.exp(rng.choice(self.resid1_) * np.sqrt(n1 / max(n1 - 5, 1)))
+            p1 = len(law1.param_names)
+            Ln = L * np.exp(rng.choice(self.resid1_) * np.sqrt(n1 / max(n1 - p1, 1)))
             obs.append(law2.f(Ln, b2) + rng.choice(self.resid2_) * np.sqrt(n2 / max(n2 - 4, 1)))
         return Prediction(X, mean, np.array(curves), np.array(obs))

@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator, UnivariateSpline
 from sklearn.base import BaseEstimator
-from sklearn.cluster import KMeans, MeanShift, estimate_bandwidth
+from sklearn.cluster import KMeans, MeanShift, estimate_bandwidth, get_bin_seeds
 
 from .estimator import Prediction
-from .fitting import FitError, fit_law
+from .fitting import FitError, fit_law, fit_law_batch
 from .laws import get_law
 
 __all__ = ["difficulty_features", "improved_meanshift", "SubsetMapping", "CODPredictor",
@@ -107,8 +107,15 @@ def difficulty_features(df: pd.DataFrame, *, score: str = "auto", smooth: int = 
 
 def improved_meanshift(X: np.ndarray, *, quantile: float = 0.1, min_size: int = 10,
                        max_bandwidth: float | None = None, max_rounds: int = 20,
+                       max_seeds: int | None = 256,
                        random_state: int = 0) -> tuple[np.ndarray, float]:
-    """The paper's iterative MeanShift; returns (labels with -1 = outlier, bandwidth R)."""
+    """The paper's iterative MeanShift; returns (labels with -1 = outlier, bandwidth R).
+
+    ``max_seeds`` caps the MeanShift seeds per round (a seeded random subset of the unassigned
+    items; scikit-learn's ``seeds=``): modes of dense regions are still found, every item is
+    still assigned by distance to the modes, and the cost no longer grows with the item count.
+    ``None`` seeds from every item, as scikit-learn does by default.
+    """
     n, dim = X.shape
     U = np.sqrt(dim) / 10 if max_bandwidth is None else max_bandwidth
     est = estimate_bandwidth(X, quantile=quantile, random_state=random_state, n_samples=min(n, 3000))
@@ -119,7 +126,17 @@ def improved_meanshift(X: np.ndarray, *, quantile: float = 0.1, min_size: int = 
         todo = np.flatnonzero(labels == -1)
         if len(todo) < min_size:
             break
-        ms = MeanShift(bandwidth=R, cluster_all=False, bin_seeding=len(todo) > 2000)
+        seeds = None
+        if max_seeds is not None and len(todo) > max_seeds:
+            # seeds: grid bins (side R) holding at least min_size items - a cluster must have as
+            # many - capped at max_seeds (seeded subset); random items if no bin is that dense
+            seeds = get_bin_seeds(X[todo], R, min_bin_freq=min_size)
+            rng = np.random.default_rng(random_state + next_id)
+            if len(seeds) == 0 or len(seeds) == len(todo):
+                seeds = X[todo][rng.choice(len(todo), size=max_seeds, replace=False)]
+            elif len(seeds) > max_seeds:
+                seeds = seeds[rng.choice(len(seeds), size=max_seeds, replace=False)]
+        ms = MeanShift(bandwidth=R, cluster_all=False, seeds=seeds)
         sub = ms.fit_predict(X[todo])
         changed = False
         for k in np.unique(sub[sub >= 0]):
@@ -220,6 +237,9 @@ class CODPredictor(BaseEstimator):
         Map subset score to the full benchmark (else report the subset forecast).
     n_bootstrap : int
         Model-level bootstrap of the cluster laws (same resample for every cluster).
+    solver : {"batch", "scipy"}
+        Bootstrap refits: all replicates x clusters at once with the vectorised engine
+        (:func:`downstream.fitting.fit_law_batch`), or one scipy L-BFGS-B fit each.
     random_state : int
 
     Attributes
@@ -234,7 +254,7 @@ class CODPredictor(BaseEstimator):
                  quantile: float = 0.1, min_size: int = 10, score: str = "auto", smooth: int = 3,
                  a_min: float = 1.0, b_min: float = 0.1, c_max: float = 1.0,
                  chance: float | None = None, x_unit: float = 1e18, use_mapping: bool = True,
-                 n_bootstrap: int = 200, random_state: int = 0) -> None:
+                 n_bootstrap: int = 200, solver: str = "batch", random_state: int = 0) -> None:
         self.clusterer = clusterer
         self.n_clusters = n_clusters
         self.quantile = quantile
@@ -248,6 +268,7 @@ class CODPredictor(BaseEstimator):
         self.x_unit = x_unit
         self.use_mapping = use_mapping
         self.n_bootstrap = n_bootstrap
+        self.solver = solver
         self.random_state = random_state
 
     def _cluster(self, X: np.ndarray) -> np.ndarray:
@@ -265,6 +286,22 @@ class CODPredictor(BaseEstimator):
         fixed = None if self.chance is None else {"g": float(self.chance)}
         return fit_law("cod", x, y, fixed=fixed, starts=start, max_starts=36)
 
+    def _batch_starts(self, x, curves):
+        """Best of the law's start grid for every cluster at once (vectorised engine); the final
+        fit of each cluster then polishes it with L-BFGS-B from that single start."""
+        law = get_law("cod")
+        if not curves:
+            return []
+        fixed = None if self.chance is None else {"g": float(self.chance)}
+        grids = [law.starts(x, c, 36) for c in curves]
+        n_s = max(len(g) for g in grids)
+        S = np.concatenate([np.resize(g, (n_s, g.shape[1])) for g in grids])
+        Y = np.repeat(np.stack(curves), n_s, axis=0)
+        P, loss = fit_law_batch(law, x, Y, S, fixed=fixed, n_iter=60)
+        loss = np.where(np.isfinite(loss), loss, np.inf).reshape(len(curves), n_s)
+        best = np.argmin(loss, axis=1)
+        return [P.reshape(len(curves), n_s, -1)[i, best[i]] for i in range(len(curves))]
+
     def fit(self, df: pd.DataFrame, *, runs: list[str] | None = None, anchors=None) -> "CODPredictor":
         """Fit on the records of one task (store or simulator records); ``runs`` restricts the
         small models; ``anchors`` = [(subset score, full score), ...] of known models."""
@@ -276,13 +313,15 @@ class CODPredictor(BaseEstimator):
         labels[keep] = self._cluster(f.X[keep])
         self.labels_ = labels
         rows = []
-        for k in sorted(set(labels[labels >= 0])):
+        ks = sorted(set(labels[labels >= 0]))
+        curves = [f.X[labels == k].mean(axis=0) for k in ks]
+        starts = self._batch_starts(x, curves)
+        for k, curve, st in zip(ks, curves, starts):
             m = labels == k
-            curve = f.X[m].mean(axis=0)
             rec = {"cluster": int(k), "size": int(m.sum()), "curve": curve, "fit": None,
                    "a": np.nan, "b": np.nan, "c": np.nan, "g": np.nan, "kept": False, "reason": ""}
             try:
-                r = self._fit_cluster(x, curve)
+                r = self._fit_cluster(x, curve, start=st[None])
                 rec.update(fit=r, **{p: r.params[p] for p in ("a", "b", "c", "g")})
                 why = []
                 if not r.params["a"] > self.a_min:
@@ -336,6 +375,22 @@ class CODPredictor(BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         law = get_law("cod")
         n_models = len(x)
+        if self.solver == "batch":
+            picks = [p for p in (rng.choice(n_models, size=n_models, replace=True)
+                                 for _ in range(int(self.n_bootstrap))) if len(np.unique(p)) >= 4]
+            if not picks:
+                return []
+            picks = np.array(picks)
+            R, K = len(picks), len(kept)
+            curves = np.stack(kept["curve"].to_numpy())  # (K, n_models)
+            X = np.repeat(x[picks], K, axis=0)  # replicate-major: (R*K, n)
+            Y = np.concatenate([curves[:, pk] for pk in picks])
+            start = np.tile(np.stack([law.pack(f.params) for f in kept["fit"]]), (R, 1))
+            fixed = None if self.chance is None else {"g": float(self.chance)}
+            P, _ = fit_law_batch(law, X, Y, start, fixed=fixed, n_iter=30)
+            P = P.reshape(R, K, -1)
+            sizes = kept["size"].astype(int).to_numpy()
+            return [[(int(sizes[k]), P[r, k]) for k in range(K)] for r in range(R)]
         reps = []
         for _ in range(int(self.n_bootstrap)):
             pick = rng.choice(n_models, size=n_models, replace=True)
