@@ -141,9 +141,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bootstrap", type=int, default=100)
     ap.add_argument("--only", nargs="*", choices=sorted(PROTOCOLS))
+    ap.add_argument("--summary-only", action="store_true",
+                    help="only rewrite summary.md from the CSVs present (e.g. after ladder_backtest.py)")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    for name in a.only or PROTOCOLS:
+    for name in [] if a.summary_only else (a.only or PROTOCOLS):
         res = PROTOCOLS[name](a.bootstrap)
         res = res.round(4)
         res.to_csv(OUT / f"{name}.csv", index=False)
@@ -165,6 +167,8 @@ def write_summary() -> None:
     for proto, r in ok.groupby("protocol", sort=False):
         per_target = r["target"].nunique() <= 6
         keys = ["target", "method"] if per_target else ["method"]
+        if r["task"].nunique() <= 2:  # the item-level ladder: one row per task
+            keys = ["task"] + keys
         s = (r.groupby(keys, sort=False)
              .agg(mae=("abs_error", "mean"), cov=("covered", lambda x: x.dropna().mean()),
                   n=("abs_error", "size"), default=("is_default", "max")).reset_index())

@@ -7,7 +7,9 @@ On a SIMULATED ladder (10 models, one checkpoint each) of 2,000 / 20,000 / 200,0
   bootstrap replicates of every kept cluster through the vectorised engine + a forecast;
 * ``curve_fit_loop``: the same features, clustering and mapping (their measured time is counted),
   with the per-cluster fits and the same 1000 replicates done one ``scipy.optimize.curve_fit``
-  call at a time (warm-started from the full-data fit, bounded), the straightforward way.
+  call at a time (warm-started from the full-data fit, bounded), the straightforward way. Its
+  replicate loop is timed on ``--loop-reps`` (100) replicates and scaled linearly to 1000, since
+  every replicate costs the same number of curve_fit calls.
 
 Writes ``results/cod_speed.csv`` (``method,items,seconds,ratio``; ratio = curve_fit_loop seconds /
 downstream seconds at the same size). Both run in one process, one after the other.

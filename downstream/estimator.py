@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from .fitting import FitError, FitResult, fit_law
+from .fitting import FitError, FitResult, fit_law, fit_law_batch
 from .laws import Law, get_law
 
 __all__ = ["ScalingLawRegressor", "Prediction", "bootstrap_fits"]
@@ -94,21 +94,42 @@ def _boot_chunk(law: Law, x: np.ndarray, y: np.ndarray, w: np.ndarray, groups: n
     return out
 
 
+def _boot_chunk_batch(law: Law, x: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray,
+                      seeds: list, start: np.ndarray, fit_kw: dict) -> list[np.ndarray | None]:
+    """Same replicates as :func:`_boot_chunk`, solved together by the vectorised engine: a
+    run resample is expressed as weights (how often each run was drawn), which gives the same
+    summed objective as duplicating its points."""
+    uniq, inv = np.unique(groups, return_inverse=True)
+    W = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        pick = rng.choice(uniq, size=len(uniq), replace=True)
+        counts = np.array([np.sum(pick == g) for g in uniq], float)
+        W.append(w * counts[inv])
+    W = np.array(W)
+    kw = {k: v for k, v in fit_kw.items() if k in ("residual", "delta", "fixed")}
+    P, loss = fit_law_batch(law, x, np.broadcast_to(y, W.shape), start, weights=W, **kw)
+    return [p if np.isfinite(f) and np.all(np.isfinite(p)) else None for p, f in zip(P, loss)]
+
+
 def bootstrap_fits(law: Law, x: np.ndarray, y: np.ndarray, *, groups: np.ndarray,
                    weights: np.ndarray | None = None, start: np.ndarray, n_bootstrap: int,
                    random_state: int = 0, n_jobs: int | None = None, chunk: int = 25,
-                   **fit_kw: Any) -> np.ndarray:
+                   solver: str = "scipy", **fit_kw: Any) -> np.ndarray:
     """Run-level bootstrap of a law fit through joblib; returns (B_ok, n_params).
 
-    Replicates whose fit fails are dropped (and counted in the log).
+    ``solver="batch"`` refits each chunk of replicates at once with the vectorised engine
+    (one-input laws); ``"scipy"`` refits one replicate at a time with L-BFGS-B. Replicates whose
+    fit fails are dropped (and counted in the log).
     """
     from joblib import Parallel, delayed
 
     w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
     seeds = np.random.SeedSequence(random_state).spawn(n_bootstrap)
     chunks = [seeds[i:i + chunk] for i in range(0, n_bootstrap, chunk)]
+    fn = _boot_chunk_batch if (solver == "batch" and law.n_inputs == 1) else _boot_chunk
     parts = Parallel(n_jobs=n_jobs)(
-        delayed(_boot_chunk)(law, x, y, w, groups, c, start, fit_kw) for c in chunks)
+        delayed(fn)(law, x, y, w, groups, c, start, fit_kw) for c in chunks)
     reps = [p for part in parts for p in part]
     ok = [p for p in reps if p is not None]
     if len(ok) < len(reps):
@@ -140,6 +161,9 @@ class ScalingLawRegressor(RegressorMixin, BaseEstimator):
     random_state : int, default 0
     n_jobs : int or None
         joblib workers for the bootstrap (the active joblib backend decides where they run).
+    solver : {"batch", "scipy"}
+        Bootstrap refits: chunks of replicates at once with the vectorised engine (one-input
+        laws; warm-started at the full-data optimum), or one L-BFGS-B fit per replicate.
 
     Attributes
     ----------
@@ -160,7 +184,7 @@ class ScalingLawRegressor(RegressorMixin, BaseEstimator):
     def __init__(self, *, law: str | Law = "power", x_unit: float = 1.0,
                  residual: str | None = None, delta: float | None = None,
                  fixed: dict | None = None, max_starts: int = 64, n_bootstrap: int = 200,
-                 random_state: int = 0, n_jobs: int | None = None) -> None:
+                 random_state: int = 0, n_jobs: int | None = None, solver: str = "batch") -> None:
         self.law = law
         self.x_unit = x_unit
         self.residual = residual
@@ -170,6 +194,7 @@ class ScalingLawRegressor(RegressorMixin, BaseEstimator):
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.solver = solver
 
     # ------------------------------------------------------------------ helpers
     def _x(self, X) -> np.ndarray:
@@ -232,7 +257,7 @@ class ScalingLawRegressor(RegressorMixin, BaseEstimator):
             self.bootstrap_params_ = bootstrap_fits(
                 law, x, y, groups=g, weights=w, start=law.pack(res.params)[None, :],
                 n_bootstrap=int(self.n_bootstrap), random_state=self.random_state,
-                n_jobs=self.n_jobs, **self._fit_kw())
+                n_jobs=self.n_jobs, solver=self.solver, **self._fit_kw())
         self._x_fit = x
         return self
 

@@ -281,7 +281,7 @@ def fit_law(law: Law | str, x, y, *, weights=None, residual: str | None = None,
 
 def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
                   delta: float | None = None, fixed: dict[str, float] | None = None,
-                  bounds: dict[str, tuple[float, float]] | None = None, n_iter: int = 80,
+                  bounds: dict[str, tuple[float, float]] | None = None, n_iter: int = 200,
                   weights=None) -> tuple[np.ndarray, np.ndarray]:
     """Fit one law to many independent small problems at once (vectorised).
 
@@ -295,7 +295,8 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
     x : (n,) or (B, n) inputs (one-input laws)
     Y : (B, n) targets
     start : (P,) or (B, P) starting parameters (natural scale)
-    bounds : dict of (lo, hi); default the law's bounds for the pooled data
+    bounds : dict of (lo, hi) overriding the law's data-derived bounds (computed per problem)
+    weights : (n,) or (B, n) non-negative weights (a bootstrap resample as counts)
 
     Returns
     -------
@@ -310,11 +311,17 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
     delta = law.delta if delta is None else float(delta)
     fixed = dict(fixed or {})
     P = len(law.param_names)
-    b = law.bounds(X.ravel(), Y.ravel())
-    if bounds:
-        b.update(bounds)
-    lo = np.array([b[k][0] for k in law.param_names], float)
-    hi = np.array([b[k][1] for k in law.param_names], float)
+    W = np.ones((B, n)) if weights is None else np.broadcast_to(np.asarray(weights, float), (B, n))
+    # data-derived bounds per problem (on the points it actually uses), as fit_law does
+    lo = np.empty((B, P))
+    hi = np.empty((B, P))
+    for i in range(B):
+        m = W[i] > 0
+        bi = law.bounds(X[i][m], Y[i][m])
+        if bounds:
+            bi.update(bounds)
+        lo[i] = [bi[k][0] for k in law.param_names]
+        hi[i] = [bi[k][1] for k in law.param_names]
     is_log = np.array([k in law.log_params for k in law.param_names])
     free = np.array([k not in fixed for k in law.param_names])
     lo_t = np.where(is_log, np.log(np.maximum(lo, 1e-300)), lo)
@@ -324,7 +331,6 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
         if k in fixed:
             S[:, i] = fixed[k]
     th = np.clip(np.where(is_log, np.log(np.maximum(S, 1e-300)), S), lo_t, hi_t)
-    W = np.ones((B, n)) if weights is None else np.broadcast_to(np.asarray(weights, float), (B, n))
 
     def nat(t):
         return np.where(is_log, np.exp(np.minimum(t, 700.0)), t)
