@@ -5,7 +5,8 @@ checkpoint) and ``late`` (fit on the smaller sizes plus the largest size's first
 checkpoints, forecast its last two checkpoints). Scores: accuracy on ``ladder_arith_mc``
 (log-likelihood ranked), pass rate on ``ladder_arith_gen``. Methods side by side: no_fit,
 direct_sigmoid (accuracy vs log-compute), two_step (mean gold bits-per-byte -> accuracy; step 1
-as a power law in compute, since 5 sizes cannot pin a 5-parameter L(N, D)), cod (difficulty
+as a power law in compute, since 5 sizes cannot pin a 5-parameter L(N, D)), two_step_clusters
+(the same chain per difficulty cluster, item-weighted), cod (difficulty
 clusters on per-item scores), per_item_chain (each choice's log-probability trend ->
 renormalised expected accuracy), passuntil_instance / passuntil_dataset (PU(N) laws, generative
 task only). A method that cannot run says why.
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from downstream.backtest import RESULT_COLUMNS
-from downstream.chains import TwoStepChain
+from downstream.chains import ClusterTwoStep, TwoStepChain
 from downstream.cod import CODPredictor
 from downstream.estimator import ScalingLawRegressor
 from downstream.itemchain import PerItemChain
@@ -80,6 +81,7 @@ def run_methods(df, train_keys, targets, task, boot):
         put("direct_sigmoid", np.nan, note=f"failed: {exc}")
     if gen:
         put("two_step", np.nan, note="cannot run: generative items have no gold log-likelihood in this store")
+        put("two_step_clusters", np.nan, note="cannot run: generative items have no gold log-likelihood in this store")
     else:
         try:
             loss = agg.rename(columns={"bpb": "value"})[["run", "step", "params", "tokens", "value"]]
@@ -91,6 +93,14 @@ def run_methods(df, train_keys, targets, task, boot):
             put("two_step", p.mean, ci[:, 0], ci[:, 1], "intermediate: mean gold bpb")
         except ValueError as exc:
             put("two_step", np.nan, note=f"failed: {exc}")
+        try:
+            cc = ClusterTwoStep(n_bootstrap=boot).fit(tr)
+            p = cc.get_prediction(targets["params"].to_numpy(), targets["tokens"].to_numpy())
+            ci = p.conf_int(0.1, obs=True)
+            put("two_step_clusters", p.mean, ci[:, 0], ci[:, 1],
+                f"{len(cc.groups_)} difficulty groups (MeanShift on p_gold)")
+        except ValueError as exc:
+            put("two_step_clusters", np.nan, note=f"failed: {exc}")
     try:
         cod = CODPredictor(n_bootstrap=boot, smooth=2, chance=0.0 if gen else None,
                            score="pass_rate" if gen else "p_gold").fit(tr)

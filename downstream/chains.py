@@ -27,7 +27,7 @@ from .estimator import Prediction
 from .fitting import FitError, fit_law
 from .laws import get_law
 
-__all__ = ["TwoStepChain", "run_points", "checkpoint_points"]
+__all__ = ["TwoStepChain", "ClusterTwoStep", "run_points", "checkpoint_points"]
 
 log = logging.getLogger(__name__)
 
@@ -174,3 +174,75 @@ class TwoStepChain(BaseEstimator):
             Ln = L * np.exp(rng.choice(self.resid1_) * np.sqrt(n1 / max(n1 - p1, 1)))
             obs.append(law2.f(Ln, b2) + rng.choice(self.resid2_) * np.sqrt(n2 / max(n2 - 4, 1)))
         return Prediction(X, mean, np.array(curves), np.array(obs))
+
+
+class ClusterTwoStep(BaseEstimator):
+    """The two-step chain per difficulty cluster: items are grouped by their per-item difficulty
+    features (COD's improved MeanShift; outliers form one more group), each group gets its own
+    chain (group-mean gold bits-per-byte -> group accuracy) and the forecast is the item-weighted
+    mean over groups. Every group's chain uses the same run resamples (same ``random_state``), so
+    the bootstrap replicates combine into one interval.
+
+    Parameters
+    ----------
+    step1, last_k, moving_avg, skip_frac, n_bootstrap, random_state : see :class:`TwoStepChain`
+    min_group : int
+        Smaller groups are merged into the outlier group.
+    """
+
+    def __init__(self, *, step1: str = "power_compute", last_k: int = 2, moving_avg: int = 1,
+                 skip_frac: float = 0.0, min_group: int = 30, n_bootstrap: int = 100,
+                 random_state: int = 0) -> None:
+        self.step1 = step1
+        self.last_k = last_k
+        self.moving_avg = moving_avg
+        self.skip_frac = skip_frac
+        self.min_group = min_group
+        self.n_bootstrap = n_bootstrap
+        self.random_state = random_state
+
+    def fit(self, df: pd.DataFrame) -> "ClusterTwoStep":
+        """Fit on derived store records of one multiple-choice task (needs ``bpb``, ``acc_ll``,
+        ``p_gold``)."""
+        from .cod import difficulty_features, improved_meanshift
+
+        f = difficulty_features(df, score="p_gold", smooth=self.last_k)
+        labels, _ = improved_meanshift(f.X, random_state=self.random_state)
+        sizes = pd.Series(labels).value_counts()
+        small = sizes.index[(sizes < self.min_group) | (sizes.index < 0)]
+        labels = np.where(np.isin(labels, small), -1, labels)
+        lab = pd.Series(labels, index=f.doc_ids)
+        d = df.assign(group=df["doc_id"].map(lab))
+        self.groups_, self.chains_ = [], []
+        for g, part in d.groupby("group"):
+            agg = part.groupby(["run", "step"]).agg(
+                value=("bpb", "mean"), acc=("acc_ll", "mean"), params=("params_nonembed", "first"),
+                tokens=("tokens", "first")).reset_index()
+            ch = TwoStepChain(step1=self.step1, last_k=self.last_k, moving_avg=self.moving_avg,
+                              skip_frac=self.skip_frac, n_bootstrap=self.n_bootstrap,
+                              random_state=self.random_state)
+            try:
+                ch.fit(agg[["run", "step", "params", "tokens", "value"]],
+                       agg[["run", "step", "acc"]].rename(columns={"acc": "value"}))
+            except FitError as exc:
+                log.info("group %s: no chain (%s)", g, exc)
+                continue
+            self.groups_.append((int(g), int(part["doc_id"].nunique())))
+            self.chains_.append(ch)
+        if not self.chains_:
+            raise FitError("no difficulty group could be fitted")
+        return self
+
+    def get_prediction(self, params, tokens) -> Prediction:
+        """Item-weighted forecast over the groups, with combined bootstrap samples."""
+        w = np.array([n for _, n in self.groups_], float)
+        w /= w.sum()
+        preds = [ch.get_prediction(params, tokens) for ch in self.chains_]
+        mean = sum(wi * p.mean for wi, p in zip(w, preds))
+        B = min(len(p.curve_samples) for p in preds)
+        if B == 0:
+            e = np.empty((0, len(mean)))
+            return Prediction(np.atleast_1d(params), mean, e, e)
+        curves = sum(wi * p.curve_samples[:B] for wi, p in zip(w, preds))
+        obs = sum(wi * p.obs_samples[:B] for wi, p in zip(w, preds))
+        return Prediction(np.atleast_1d(params), mean, curves, obs)
