@@ -19,3 +19,10 @@ def test_cli_reports_bad_path_without_traceback(tmp_path, capsys):
     rc = main(["ingest", str(tmp_path / "missing"), "--store", str(tmp_path / "st"), "--run", "r"])
     assert rc == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_package_root_exposes_the_public_api():
+    import downstream as ds
+
+    for name in ds.__all__:
+        assert getattr(ds, name) is not None
