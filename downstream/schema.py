@@ -16,7 +16,8 @@ Task
     ``task``, ``task_version`` (str), ``task_config_hash`` (sha256 of the resolved task config
     without per-model metadata), ``num_fewshot`` (int), ``output_type`` (``multiple_choice`` |
     ``generate_until`` | ``loglikelihood_rolling`` | ``loglikelihood``), ``filter`` (lm-eval filter
-    name; ``filter_<k>`` when older files do not name it), ``lm_eval_version``.
+    name; in older files that do not name filters, a doc's first line is ``none`` and its k-th
+    repeat ``filter_<k>``), ``lm_eval_version``.
 Item
     ``doc_id`` (int), ``doc_hash`` (lm-eval's sha256 of the document).
 Multiple choice (list columns, one entry per choice)
