@@ -73,7 +73,8 @@ def run_methods(df, train_keys, targets, task, boot):
     put("no_fit", fin["score"].iloc[-1])
     C = targets["flops"].to_numpy()
     try:
-        est = ScalingLawRegressor(law="direct_sigmoid", x_unit=1e18, fixed={"floor": 0.0 if gen else 0.25 * 0 + min(0.25, float(agg["score"].min()))},
+        floor = 0.0 if gen else min(0.25, float(agg["score"].min()))  # chance, or lower
+        est = ScalingLawRegressor(law="direct_sigmoid", x_unit=1e18, fixed={"floor": floor},
                                   n_bootstrap=boot).fit(agg["flops"], agg["score"], groups=agg["run"])
         sf = est.summary_frame(C)
         put("direct_sigmoid", sf["mean"], sf["obs_ci_lower"], sf["obs_ci_upper"])

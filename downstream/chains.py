@@ -71,8 +71,6 @@ class TwoStepChain(BaseEstimator):
         Step 2 drops the first fraction of each run's checkpoints.
     ideal_point : bool, default True
         Add (L = 0, Acc = 1) to step 2.
-    chance : float or None
-        Random-guess accuracy (bounds the sigmoid's floor ``a + b``); None = free.
     step1 : {"chinchilla", "power_compute"}
         Step-1 law: ``L(N, D)`` (paper) or ``L(C) = E + A C^-alpha`` (the paper's weaker variant).
     n_bootstrap : int, default 200
@@ -85,13 +83,11 @@ class TwoStepChain(BaseEstimator):
     """
 
     def __init__(self, *, last_k: int = 5, moving_avg: int = 5, skip_frac: float = 0.1,
-                 ideal_point: bool = True, chance: float | None = None,
-                 step1: str = "chinchilla", n_bootstrap: int = 200, random_state: int = 0) -> None:
+                 ideal_point: bool = True, step1: str = "chinchilla", n_bootstrap: int = 200, random_state: int = 0) -> None:
         self.last_k = last_k
         self.moving_avg = moving_avg
         self.skip_frac = skip_frac
         self.ideal_point = ideal_point
-        self.chance = chance
         self.step1 = step1
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
@@ -114,10 +110,7 @@ class TwoStepChain(BaseEstimator):
         L, A = pts2["L"].to_numpy(), pts2["A"].to_numpy()
         if self.ideal_point:
             L, A = np.r_[L, 0.0], np.r_[A, 1.0]
-        bounds = None
-        if self.chance is not None:
-            bounds = {"b": (0.0, 1.0)}
-        r2 = fit_law(law2, L, A, bounds=bounds, max_starts=36, starts=start2)
+        r2 = fit_law(law2, L, A, max_starts=36, starts=start2)
         return r1, r2
 
     def fit(self, loss: pd.DataFrame, acc: pd.DataFrame) -> "TwoStepChain":

@@ -65,7 +65,10 @@ def _forecast_task(df: pd.DataFrame, small: list[str], targets: np.ndarray, boot
             try:
                 r = fit_law("passuntil", fin["params"].to_numpy() / 1e4,
                             np.clip(fin["score"].to_numpy(), 1e-9, 1))
-                N = np.sqrt(targets / (6 * 16))  # the ladder's fixed 16 tokens per parameter
+                # targets keep the ladder's fixed tokens-per-parameter ratio: C = 6 r N^2
+                last = tr.sort_values("step").groupby("run").tail(1)
+                ratio = float(np.median(last["tokens"] / last["params_nonembed"]))
+                N = np.sqrt(targets / (6 * ratio))
                 rows["passuntil_dataset"] = (r.predict(N / 1e4), np.full(len(N), np.nan),
                                              np.full(len(N), np.nan),
                                              "default (COD kept no cluster)")
