@@ -33,8 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.interpolate import PchipInterpolator, UnivariateSpline
+from sklearn import config_context
 from sklearn.base import BaseEstimator
 from sklearn.cluster import KMeans, MeanShift, estimate_bandwidth, get_bin_seeds
+from sklearn.neighbors import NearestNeighbors
 
 from .estimator import Prediction
 from .fitting import FitError, fit_law, fit_law_batch
@@ -116,6 +118,9 @@ def improved_meanshift(X: np.ndarray, *, quantile: float = 0.1, min_size: int = 
     still assigned by distance to the modes, and the cost no longer grows with the item count.
     ``None`` seeds from every item, as scikit-learn does by default.
     """
+    X = np.asarray(X, float)
+    if X.ndim != 2 or not np.isfinite(X).all():
+        raise ValueError("improved_meanshift: X must be a finite 2-D array (items x models)")
     n, dim = X.shape
     U = np.sqrt(dim) / 10 if max_bandwidth is None else max_bandwidth
     est = estimate_bandwidth(X, quantile=quantile, random_state=random_state, n_samples=min(n, 3000))
@@ -133,11 +138,19 @@ def improved_meanshift(X: np.ndarray, *, quantile: float = 0.1, min_size: int = 
             seeds = get_bin_seeds(X[todo], R, min_bin_freq=min_size)
             rng = np.random.default_rng(random_state + next_id)
             if len(seeds) == 0 or len(seeds) == len(todo):
-                seeds = X[todo][rng.choice(len(todo), size=max_seeds, replace=False)]
+                # no dense bin: seed from items with at least min_size unassigned items within R
+                nn = NearestNeighbors(radius=R).fit(X[todo])
+                dense = np.flatnonzero(nn.radius_neighbors_graph(X[todo]).getnnz(axis=1) >= min_size)
+                if len(dense) == 0:
+                    break  # no item has enough neighbours for a cluster: the rest are outliers
+                pick = dense if len(dense) <= max_seeds else rng.choice(dense, size=max_seeds, replace=False)
+                seeds = X[todo][pick]
             elif len(seeds) > max_seeds:
                 seeds = seeds[rng.choice(len(seeds), size=max_seeds, replace=False)]
-        ms = MeanShift(bandwidth=R, cluster_all=False, seeds=seeds)
-        sub = ms.fit_predict(X[todo])
+        # X is checked once above; skip scikit-learn's per-query validation (thousands of calls)
+        with config_context(assume_finite=True, skip_parameter_validation=True):
+            ms = MeanShift(bandwidth=R, cluster_all=False, seeds=seeds)
+            sub = ms.fit_predict(X[todo])
         changed = False
         for k in np.unique(sub[sub >= 0]):
             members = todo[sub == k]

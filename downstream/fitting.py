@@ -315,13 +315,15 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
     # data-derived bounds per problem (on the points it actually uses), as fit_law does
     lo = np.empty((B, P))
     hi = np.empty((B, P))
-    for i in range(B):
+    for i in range(1 if law.static_bounds else B):
         m = W[i] > 0
         bi = law.bounds(X[i][m], Y[i][m])
         if bounds:
             bi.update(bounds)
         lo[i] = [bi[k][0] for k in law.param_names]
         hi[i] = [bi[k][1] for k in law.param_names]
+    if law.static_bounds:  # the same for every problem: computed once
+        lo[1:], hi[1:] = lo[0], hi[0]
     is_log = np.array([k in law.log_params for k in law.param_names])
     free = np.array([k not in fixed for k in law.param_names])
     lo_t = np.where(is_log, np.log(np.maximum(lo, 1e-300)), lo)
@@ -335,46 +337,61 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
     def nat(t):
         return np.where(is_log, np.exp(np.minimum(t, 700.0)), t)
 
-    def resid_jac(t):
+    def resid_jac(t, rows):
         p = nat(t)
+        Xr, Yr = X[rows], Y[rows]
         cols = [p[:, i][:, None] for i in range(P)]
-        pred = law.f(X, cols)
-        J = law.jac(X, cols)  # (B, n, P)
-        J = J * np.where(is_log, p, 1.0)[:, None, :]
+        pred = law.f(Xr, cols)
+        J = law.jac(Xr, cols)  # (b, n, P)
+        J *= np.where(is_log, p, 1.0)[:, None, :]
         if residual == "log":
             safe = np.maximum(pred, 1e-300)
-            r = np.log(safe) - np.log(Y)
-            J = J / safe[..., None]
+            r = np.log(safe) - np.log(Yr)
+            J /= safe[..., None]
         else:
-            r = pred - Y
+            r = pred - Yr
+        if not free.all():
+            J *= free[None, None, :]
         return r, J
 
-    def obj(r):
-        return np.sum(W * huber(r, delta)[0], axis=1)
+    def obj(r, rows):
+        return np.sum(W[rows] * huber(r, delta)[0], axis=1)
 
-    r, J = resid_jac(th)
-    f = obj(r)
+    every = np.arange(B)
+    r, J = resid_jac(th, every)
+    f = obj(r, every)
     lam = np.full(B, 1e-2)
     eye = np.eye(P)
+    pin = np.where(free, 0.0, 1.0)[None] * eye  # keeps M invertible for fixed parameters
+    act = every  # problems still improving; the others keep their state
     for _ in range(n_iter):
         a = np.abs(r)
-        w = W * np.where(a <= delta, 1.0, delta / np.maximum(a, 1e-300))  # IRLS Huber weights
-        J = J * free[None, None, :]
-        A = np.einsum("bni,bn,bnj->bij", J, w, J)
-        g = np.einsum("bni,bn,bn->bi", J, w, r)
+        w = W[act] * np.where(a <= delta, 1.0, delta / np.maximum(a, 1e-300))  # IRLS Huber weights
+        Jw = J * w[..., None]
+        JT = Jw.transpose(0, 2, 1)
+        A = JT @ J
+        g = (JT @ r[..., None])[..., 0]
         D = np.einsum("bii->bi", A) + 1e-12
-        M = A + lam[:, None, None] * (D[:, :, None] * eye) + np.where(free, 0.0, 1.0)[None] * eye
+        M = A + lam[act, None, None] * (D[:, :, None] * eye) + pin
         step = -np.linalg.solve(M, g[..., None])[..., 0]
-        cand = np.clip(th + step * free, lo_t, hi_t)
-        r_c, J_c = resid_jac(cand)
-        f_c = obj(r_c)
-        ok = np.isfinite(f_c) & (f_c <= f)
-        th = np.where(ok[:, None], cand, th)
+        cand = np.clip(th[act] + step * free, lo_t[act], hi_t[act])
+        r_c, J_c = resid_jac(cand, act)
+        f_c = obj(r_c, act)
+        f_a = f[act]
+        ok = np.isfinite(f_c) & (f_c <= f_a)
+        gain = np.where(ok, f_a - f_c, 0.0)
+        f_new = np.where(ok, f_c, f_a)
+        th[act[ok]] = cand[ok]
+        f[act] = f_new
+        lam[act] = np.clip(np.where(ok, lam[act] / 3.0, lam[act] * 4.0), 1e-9, 1e9)
         r = np.where(ok[:, None], r_c, r)
         J = np.where(ok[:, None, None], J_c, J)
-        gain = np.where(ok, f - f_c, 0.0)
-        f = np.where(ok, f_c, f)
-        lam = np.clip(np.where(ok, lam / 3.0, lam * 4.0), 1e-9, 1e9)
-        if np.all(gain <= 1e-12 * (np.abs(f) + 1e-12)) and np.all(lam > 1e3):
-            break  # no problem improves any more
+        # a problem is done once an accepted step gains (relatively) less than 1e-10, or its
+        # damping has grown past 1e6 (no step helps)
+        going = ~((ok & (gain <= 1e-10 * (np.abs(f_new) + 1e-12))) | (lam[act] > 1e6))
+        log.debug('batch LM: %d of %d problems active', int(going.sum()), B)
+        if not going.any():
+            break
+        if not going.all():
+            act, r, J = act[going], r[going], J[going]
     return nat(th), f

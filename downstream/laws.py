@@ -49,6 +49,8 @@ class Law:
     residual: str = "log"  # "log" or "linear"
     delta: float = 1e-3  # Huber delta on the residual scale
     n_inputs: int = 1
+    #: True when ``bounds`` ignores the data (the batch engine then computes them once)
+    static_bounds: bool = False
 
     # ---- to implement
     def f(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
@@ -181,6 +183,7 @@ class GadreExp(Law):
     log_params: tuple[str, ...] = ("k",)
     residual: str = "linear"
     delta: float = 0.02
+    static_bounds: bool = True
 
     def f(self, x, p):
         e, k, g = p
@@ -248,6 +251,7 @@ class CODLaw(Law):
     log_params: tuple[str, ...] = ("a",)
     residual: str = "linear"
     delta: float = 0.01
+    static_bounds: bool = True
 
     def f(self, x, p):
         a, b, c, g = p
@@ -280,6 +284,7 @@ class PassUntilLaw(Law):
     log_params: tuple[str, ...] = ("c",)
     residual: str = "log"
     delta: float = 0.1
+    static_bounds: bool = True
 
     def f(self, x, p):
         c, a = p
