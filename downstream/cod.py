@@ -252,6 +252,11 @@ class CODPredictor(BaseEstimator):
         Feature score (see :func:`difficulty_features`).
     smooth : int
         Checkpoints averaged per model.
+    feature_transform : {"none", "arcsine"}
+        Transform of the features before clustering only (laws are fitted on raw scores).
+        ``none`` is the paper's. ``arcsine`` (``2/pi * arcsin(sqrt(x))``) stabilises the variance
+        of binomial pass rates, whose sampling spread otherwise shrinks towards 0 and 1 so that one
+        global bandwidth is too small for mid-difficulty clusters (see ``results/cod_recovery.csv``).
     a_min, b_min, c_max : float
         Filter: keep clusters with a > a_min, b > b_min, 0 <= c < c_max.
     chance : float or None
@@ -277,7 +282,8 @@ class CODPredictor(BaseEstimator):
 
     def __init__(self, *, clusterer: str = "improved_meanshift", n_clusters: int = 8,
                  quantile: float = 0.1, min_size: int = 10, score: str = "auto", smooth: int = 3,
-                 a_min: float = 1.0, b_min: float = 0.1, c_max: float = 1.0,
+                 feature_transform: str = "none", a_min: float = 1.0, b_min: float = 0.1,
+                 c_max: float = 1.0,
                  chance: float | None = None, x_unit: float = 1e18, use_mapping: bool = True,
                  n_bootstrap: int = 200, solver: str = "batch", random_state: int = 0) -> None:
         self.clusterer = clusterer
@@ -286,6 +292,7 @@ class CODPredictor(BaseEstimator):
         self.min_size = min_size
         self.score = score
         self.smooth = smooth
+        self.feature_transform = feature_transform
         self.a_min = a_min
         self.b_min = b_min
         self.c_max = c_max
@@ -297,6 +304,11 @@ class CODPredictor(BaseEstimator):
         self.random_state = random_state
 
     def _cluster(self, X: np.ndarray) -> np.ndarray:
+        if self.feature_transform == "arcsine":
+            X = np.arcsin(np.sqrt(np.clip(X, 0.0, 1.0))) * (2 / np.pi)
+        elif self.feature_transform != "none":
+            raise ValueError("feature_transform must be 'none' or 'arcsine', "
+                             f"got {self.feature_transform!r}")
         if self.clusterer == "kmeans":
             k = min(self.n_clusters, len(X))
             return KMeans(n_clusters=k, n_init=10, random_state=self.random_state).fit_predict(X)
