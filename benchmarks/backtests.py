@@ -1,7 +1,8 @@
 """The real-data backtest protocols, every method side by side.
 
 Protocols (``results/backtests/<protocol>.csv``, columns ``protocol,target,task,method,
-is_default,predicted,actual,abs_error,lo90,hi90`` + ``covered, note``; points):
+is_default,predicted,actual,abs_error,lo90,hi90,covered,note`` + the bootstrap-only interval
+``lo90_boot,hi90_boot,covered_boot``; points):
 
 * ``pythia`` / ``pythia_deduped``: fit on 70M-1B (0-shot, checkpoints from step 1000 on), forecast
   the final (step 143000) 2.8B, 6.9B, 12B on 6 tasks; MMLU as a no-signal control.
@@ -162,22 +163,35 @@ def write_summary() -> None:
     ok = allres.dropna(subset=["predicted"])
     lines = ["# Backtest summary (regenerate: `python benchmarks/backtests.py`)", "",
              "MAE in accuracy points; coverage = share of held-out (target, task) pairs inside the "
-             "90% new-run interval (methods without intervals: n/a); `*` = default method "
-             "(documented rule, chosen from the data's kind).", ""]
+             "90% interval: the bootstrap new-run interval widened by the method's rolling-origin "
+             "extrapolation error on the training runs (`RollingOriginInterval`); `coverage90 "
+             "(bootstrap only)` = without the widening; width90 = mean interval width in points "
+             "(methods without intervals: n/a); `*` = default method (documented rule, chosen "
+             "from the data's kind).", ""]
     for proto, r in ok.groupby("protocol", sort=False):
         per_target = r["target"].nunique() <= 6
         keys = ["target", "method"] if per_target else ["method"]
         if r["task"].nunique() <= 2:  # the item-level ladder: one row per task
             keys = ["task"] + keys
+        if "covered_boot" not in r or r["covered_boot"].isna().all():
+            r = r.assign(covered_boot=r["covered"])
+        r = r.assign(width=r["hi90"] - r["lo90"])
         s = (r.groupby(keys, sort=False)
              .agg(mae=("abs_error", "mean"), cov=("covered", lambda x: x.dropna().mean()),
+                  cov_boot=("covered_boot", lambda x: x.dropna().mean()),
+                  width=("width", "mean"),
                   n=("abs_error", "size"), default=("is_default", "max")).reset_index())
-        lines += [f"## {proto}", "", "| " + " | ".join(keys) + " | MAE | coverage90 | n |",
-                  "|" + "---|" * (len(keys) + 3)]
+        lines += [f"## {proto}", "",
+                  "| " + " | ".join(keys) + " | MAE | coverage90 | coverage90 (bootstrap only) "
+                  "| width90 | n |", "|" + "---|" * (len(keys) + 5)]
+
+        def fmt(v):
+            return "n/a" if pd.isna(v) else f"{v:.2f}"
+
         for _, x in s.iterrows():
             name = " | ".join(str(x[k]) + ("*" if k == "method" and x["default"] else "") for k in keys)
-            cov = "n/a" if pd.isna(x["cov"]) else f"{x['cov']:.2f}"
-            lines.append(f"| {name} | {x['mae']:.2f} | {cov} | {x['n']} |")
+            lines.append(f"| {name} | {x['mae']:.2f} | {fmt(x['cov'])} | {fmt(x['cov_boot'])} | "
+                         f"{fmt(x['width'])} | {x['n']} |")
         lines.append("")
         cannot = allres[(allres["protocol"] == proto) & allres["predicted"].isna()]
         for (m, note) in cannot[["method", "note"]].drop_duplicates().itertuples(index=False):

@@ -15,7 +15,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .methods import METHODS, TaskData, default_method, make_method, no_signal
+from .methods import (METHODS, RollingOriginInterval, TaskData, default_method, make_method,
+                      no_signal)
 
 __all__ = ["task_data", "split_holdout", "final_targets", "backtest_task", "backtest_table",
            "forecast_task", "summarize"]
@@ -23,7 +24,8 @@ __all__ = ["task_data", "split_holdout", "final_targets", "backtest_task", "back
 log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ["protocol", "target", "task", "method", "is_default", "predicted", "actual",
-                  "abs_error", "lo90", "hi90", "covered", "note"]
+                  "abs_error", "lo90", "hi90", "covered", "note", "lo90_boot", "hi90_boot",
+                  "covered_boot"]
 
 
 def split_holdout(table: pd.DataFrame, rule: str) -> tuple[list[str], list[str]]:
@@ -89,15 +91,26 @@ def final_targets(table: pd.DataFrame, runs: Sequence[str], task: str, *, metric
 
 def backtest_task(data: TaskData, targets: pd.DataFrame, *, protocol: str = "",
                   methods: Sequence[str] | None = None, n_bootstrap: int = 200,
-                  random_state: int = 0, extra: dict | None = None) -> pd.DataFrame:
+                  random_state: int = 0, extra: dict | None = None,
+                  calibrate: bool = True) -> pd.DataFrame:
     """Fit every method on ``data`` and forecast ``targets`` (columns target, params, tokens,
     flops, actual). Scores are reported in points (x100). Methods that cannot run are listed with
-    the reason in ``note`` and NaN forecasts; ``extra`` adds prepared method objects."""
+    the reason in ``note`` and NaN forecasts; ``extra`` adds prepared method objects.
+
+    ``calibrate`` widens each method's interval with its rolling-origin extrapolation error on
+    the training runs (:class:`downstream.methods.RollingOriginInterval`); the bootstrap-only
+    interval is kept in ``lo90_boot``/``hi90_boot``/``covered_boot``."""
     names = list(methods or METHODS)
     default = default_method(data)
     guard = no_signal(data)
     rows = []
-    todo = [(n, make_method(n, n_bootstrap=n_bootstrap, random_state=random_state)) for n in names]
+
+    def build(n):
+        if calibrate:
+            return RollingOriginInterval(n, n_bootstrap=n_bootstrap, random_state=random_state)
+        return make_method(n, n_bootstrap=n_bootstrap, random_state=random_state)
+
+    todo = [(n, build(n)) for n in names]
     todo += list((extra or {}).items())
     for name, m in todo:
         why = m.unavailable(data)
@@ -115,6 +128,9 @@ def backtest_task(data: TaskData, targets: pd.DataFrame, *, protocol: str = "",
         else:
             pred = pd.DataFrame({"predicted": np.nan, "lo90": np.nan, "hi90": np.nan,
                                  "note": f"cannot run: {why}"}, index=range(len(targets)))
+        for c in ("lo90", "hi90"):
+            if c + "_boot" not in pred:
+                pred[c + "_boot"] = pred[c]
         for i, (_, t) in enumerate(targets.reset_index(drop=True).iterrows()):
             p = pred.iloc[i]
             act = float(t["actual"]) if "actual" in t else np.nan
@@ -124,7 +140,10 @@ def backtest_task(data: TaskData, targets: pd.DataFrame, *, protocol: str = "",
                          "abs_error": 100 * abs(p["predicted"] - act),
                          "lo90": 100 * p["lo90"], "hi90": 100 * p["hi90"],
                          "covered": bool(p["lo90"] <= act <= p["hi90"]) if np.isfinite(p["lo90"]) else np.nan,
-                         "note": p["note"]})
+                         "note": p["note"],
+                         "lo90_boot": 100 * p["lo90_boot"], "hi90_boot": 100 * p["hi90_boot"],
+                         "covered_boot": bool(p["lo90_boot"] <= act <= p["hi90_boot"])
+                         if np.isfinite(p["lo90_boot"]) else np.nan})
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
@@ -137,7 +156,8 @@ def _final_max(data: TaskData) -> float:
 def backtest_table(table: pd.DataFrame, *, holdout: str, tasks: Sequence[str] | None = None,
                    metric: str = "acc", methods: Sequence[str] | None = None,
                    min_step: int | None = None, protocol: str = "backtest",
-                   n_bootstrap: int = 200, progress: bool = False) -> pd.DataFrame:
+                   n_bootstrap: int = 200, progress: bool = False,
+                   calibrate: bool = True) -> pd.DataFrame:
     """Backtest every task of a ladder table with a hold-out rule (see :func:`split_holdout`)."""
     from tqdm.auto import tqdm
 
@@ -149,16 +169,18 @@ def backtest_table(table: pd.DataFrame, *, holdout: str, tasks: Sequence[str] | 
         data = task_data(table, task, metric=metric, runs=train, min_step=min_step)
         tg = final_targets(table, held, task, metric=metric)
         out.append(backtest_task(data, tg, protocol=protocol, methods=methods,
-                                 n_bootstrap=n_bootstrap))
+                                 n_bootstrap=n_bootstrap, calibrate=calibrate))
     return pd.concat(out, ignore_index=True)
 
 
 def forecast_task(data: TaskData, targets: pd.DataFrame, *, method: str | None = None,
-                  n_bootstrap: int = 200) -> pd.DataFrame:
+                  n_bootstrap: int = 200, calibrate: bool = True) -> pd.DataFrame:
     """Forecast ``targets`` (target, params, tokens, flops) for one task with one method
-    (default: the documented rule). Columns: task, target, method, forecast, lo90, hi90, used."""
+    (default: the documented rule). Columns: task, target, method, forecast, lo90, hi90, used.
+    ``calibrate``: see :func:`backtest_task`."""
     name = method or default_method(data)
-    m = make_method(name, n_bootstrap=n_bootstrap)
+    m = (RollingOriginInterval(name, n_bootstrap=n_bootstrap) if calibrate
+         else make_method(name, n_bootstrap=n_bootstrap))
     why = m.unavailable(data)
     if why:
         raise ValueError(f"method {name!r} cannot run on task {data.task!r}: {why}")
@@ -178,9 +200,14 @@ def forecast_task(data: TaskData, targets: pd.DataFrame, *, method: str | None =
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """MAE (points) and 90% interval coverage per (protocol, target, method)."""
-    r = results.dropna(subset=["predicted"])
+    """MAE (points), 90% interval coverage and mean interval width (points) per (protocol,
+    target, method); ``coverage90_boot``: coverage of the bootstrap-only interval."""
+    r = results.dropna(subset=["predicted"]).assign(width=lambda d: d["hi90"] - d["lo90"])
+    if "covered_boot" not in r:
+        r = r.assign(covered_boot=r["covered"])
     return (r.groupby(["protocol", "target", "method"], sort=False)
             .agg(mae=("abs_error", "mean"), coverage90=("covered", lambda s: s.dropna().mean()),
-                 n_tasks=("task", "nunique"), is_default=("is_default", "max"))
+                 coverage90_boot=("covered_boot", lambda s: s.dropna().mean()),
+                 width90=("width", "mean"), n_tasks=("task", "nunique"),
+                 is_default=("is_default", "max"))
             .reset_index())

@@ -258,7 +258,8 @@ def _cmd_forecast(a: argparse.Namespace) -> int:
         for task in tasks:
             data = task_data(lad, task, metric=a.metric, min_step=a.min_step)
             for m in (a.method or [None]):
-                parts.append(forecast_task(data, targets, method=m, n_bootstrap=a.bootstrap))
+                parts.append(forecast_task(data, targets, method=m, n_bootstrap=a.bootstrap,
+                                           calibrate=a.interval == "rolling-origin"))
         table = pd.concat(parts, ignore_index=True)
     _write_table(table.round(4), a.format, a.out)
     return 0
@@ -271,7 +272,8 @@ def _cmd_backtest(a: argparse.Namespace) -> int:
     lad = read_ladder(a.table)
     res = backtest_table(lad, holdout=a.holdout, tasks=a.tasks, metric=a.metric,
                          methods=a.method, min_step=a.min_step, n_bootstrap=a.bootstrap,
-                         progress=not a.quiet, protocol=a.protocol)
+                         progress=not a.quiet, protocol=a.protocol,
+                         calibrate=a.interval == "rolling-origin")
     if a.out:
         res.to_csv(a.out, index=False)
     if a.plots:
@@ -318,6 +320,10 @@ def _add_forecast_backtest(sub) -> None:
     p.add_argument("--method", nargs="*", help="methods (default: the documented rule per task)")
     p.add_argument("--min-step", type=int)
     p.add_argument("--bootstrap", type=int, default=200)
+    p.add_argument("--interval", choices=["rolling-origin", "bootstrap"], default="rolling-origin",
+                   help="90%% interval (--table): the bootstrap new-run interval widened by the "
+                        "method's rolling-origin error on the training runs (default), or the "
+                        "bootstrap alone")
     p.add_argument("--format", choices=["csv", "json", "md"], default="csv")
     p.add_argument("--out")
     _add_common(p)
@@ -331,6 +337,10 @@ def _add_forecast_backtest(sub) -> None:
     p.add_argument("--method", nargs="*")
     p.add_argument("--min-step", type=int)
     p.add_argument("--bootstrap", type=int, default=200)
+    p.add_argument("--interval", choices=["rolling-origin", "bootstrap"], default="rolling-origin",
+                   help="90%% interval: bootstrap widened by the rolling-origin error on the "
+                        "training runs (default; bootstrap-only columns *_boot are kept), or the "
+                        "bootstrap alone")
     p.add_argument("--protocol", default="backtest")
     p.add_argument("--out", help="CSV of per (target, task, method) rows")
     p.add_argument("--plots", help="folder for one PNG per task")

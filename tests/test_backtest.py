@@ -106,3 +106,33 @@ def test_cli_backtest_and_forecast_on_a_ladder_table(tmp_path, capsys):
     got = pd.read_json(fc)
     assert got["target"].iloc[0] == "big" and 0.25 < got["forecast"].iloc[0] < 1.0
     assert main(["forecast", "--table", str(tab), "--target", "params=oops"]) == 2
+
+
+def test_rolling_origin_interval_holds_the_bootstrap_one_and_widens_with_distance(pythia):
+    from downstream.methods import RollingOriginInterval
+
+    train = ["pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b-bf16"]
+    data = task_data(pythia, "lambada_openai", runs=train, min_step=1000)
+    m = RollingOriginInterval("direct_sigmoid", n_bootstrap=20).fit(data)
+    # inner backtests on the training runs only: holding out the largest leaves 3 runs; holding
+    # out two would leave 2, too few, so there is one origin and one error
+    assert len(m.errors_) == 1 and (m.distances_ > 0).all() and np.isfinite(m.rate_)
+    top = data.score["flops"].max()
+    tg = pd.DataFrame({"params": 1.0, "tokens": 1.0, "flops": top * np.array([2.0, 10.0, 100.0])})
+    out = m.predict(tg)
+    plain = make_method("direct_sigmoid", n_bootstrap=20).fit(data).predict(tg)
+    np.testing.assert_allclose(out["predicted"], plain["predicted"])  # point forecast unchanged
+    assert (out["lo90"] <= out["lo90_boot"] + 1e-12).all()
+    assert (out["hi90"] >= out["hi90_boot"] - 1e-12).all()
+    below = out["predicted"] - out["lo90"]
+    assert np.all(np.diff(below) >= -1e-12) and below.iloc[-1] > below.iloc[0]
+
+
+def test_backtest_keeps_the_bootstrap_only_interval_beside_the_widened_one(pythia):
+    train = ["pythia-70m", "pythia-160m", "pythia-410m", "pythia-1b-bf16"]
+    data = task_data(pythia, "piqa", runs=train, min_step=1000)
+    tg = final_targets(pythia, ["pythia-12b"], "piqa")
+    wide = backtest_task(data, tg, methods=["direct_sigmoid"], n_bootstrap=20)
+    boot = backtest_task(data, tg, methods=["direct_sigmoid"], n_bootstrap=20, calibrate=False)
+    assert wide["lo90_boot"].iloc[0] == pytest.approx(boot["lo90"].iloc[0])
+    assert wide["hi90"].iloc[0] - wide["lo90"].iloc[0] >= boot["hi90"].iloc[0] - boot["lo90"].iloc[0]
