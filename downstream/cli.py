@@ -308,6 +308,13 @@ def _cmd_ladder_table(a: argparse.Namespace) -> int:
     return 0
 
 
+def _add_interval(p) -> None:
+    p.add_argument("--interval", choices=["rolling-origin", "bootstrap"], default="rolling-origin",
+                   help="90%% interval of ladder-table methods: the bootstrap new-run interval "
+                        "widened by the method's rolling-origin error on the training runs "
+                        "(default), or the bootstrap alone")
+
+
 def _add_forecast_backtest(sub) -> None:
     p = sub.add_parser("forecast", help="forecast benchmark scores at target sizes")
     src = p.add_mutually_exclusive_group(required=True)
@@ -320,10 +327,7 @@ def _add_forecast_backtest(sub) -> None:
     p.add_argument("--method", nargs="*", help="methods (default: the documented rule per task)")
     p.add_argument("--min-step", type=int)
     p.add_argument("--bootstrap", type=int, default=200)
-    p.add_argument("--interval", choices=["rolling-origin", "bootstrap"], default="rolling-origin",
-                   help="90%% interval (--table): the bootstrap new-run interval widened by the "
-                        "method's rolling-origin error on the training runs (default), or the "
-                        "bootstrap alone")
+    _add_interval(p)
     p.add_argument("--format", choices=["csv", "json", "md"], default="csv")
     p.add_argument("--out")
     _add_common(p)
@@ -337,10 +341,7 @@ def _add_forecast_backtest(sub) -> None:
     p.add_argument("--method", nargs="*")
     p.add_argument("--min-step", type=int)
     p.add_argument("--bootstrap", type=int, default=200)
-    p.add_argument("--interval", choices=["rolling-origin", "bootstrap"], default="rolling-origin",
-                   help="90%% interval: bootstrap widened by the rolling-origin error on the "
-                        "training runs (default; bootstrap-only columns *_boot are kept), or the "
-                        "bootstrap alone")
+    _add_interval(p)
     p.add_argument("--protocol", default="backtest")
     p.add_argument("--out", help="CSV of per (target, task, method) rows")
     p.add_argument("--plots", help="folder for one PNG per task")

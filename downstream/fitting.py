@@ -389,7 +389,6 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
         # a problem is done once an accepted step gains (relatively) less than 1e-10, or its
         # damping has grown past 1e6 (no step helps)
         going = ~((ok & (gain <= 1e-10 * (np.abs(f_new) + 1e-12))) | (lam[act] > 1e6))
-        log.debug('batch LM: %d of %d problems active', int(going.sum()), B)
         if not going.any():
             break
         if not going.all():

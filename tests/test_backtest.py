@@ -99,6 +99,12 @@ def test_cli_backtest_and_forecast_on_a_ladder_table(tmp_path, capsys):
     res = pd.read_csv(out)
     assert set(res["method"]) == set(METHODS)
     assert {"predicted", "actual", "abs_error", "lo90", "hi90", "covered"} <= set(res.columns)
+    out2 = tmp_path / "bt_boot.csv"
+    assert main(["backtest", str(tab), "--holdout", "params > 1.1e9", "--min-step", "1000",
+                 "--tasks", "sciq", "--method", "direct_sigmoid", "--bootstrap", "5",
+                 "--interval", "bootstrap", "--out", str(out2), "-q"]) == 0
+    boot = pd.read_csv(out2)
+    np.testing.assert_allclose(boot["lo90"], boot["lo90_boot"])  # no widening asked for
     fc = tmp_path / "fc.json"
     assert main(["forecast", "--table", str(tab), "--tasks", "sciq", "--target",
                  "params=6e9,tokens=3e11,name=big", "--bootstrap", "5", "--format", "json",
