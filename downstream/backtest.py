@@ -105,12 +105,7 @@ def backtest_task(data: TaskData, targets: pd.DataFrame, *, protocol: str = "",
     guard = no_signal(data)
     rows = []
 
-    def build(n):
-        if calibrate:
-            return RollingOriginInterval(n, n_bootstrap=n_bootstrap, random_state=random_state)
-        return make_method(n, n_bootstrap=n_bootstrap, random_state=random_state)
-
-    todo = [(n, build(n)) for n in names]
+    todo = [(n, _build(n, n_bootstrap, random_state, calibrate)) for n in names]
     todo += list((extra or {}).items())
     for name, m in todo:
         why = m.unavailable(data)
@@ -147,6 +142,17 @@ def backtest_task(data: TaskData, targets: pd.DataFrame, *, protocol: str = "",
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
+def _build(name: str, n_bootstrap: int, random_state: int, calibrate: bool):
+    """A method by name; with ``calibrate``, its interval widened by the rolling-origin error
+    (methods that calibrate themselves are told whether to widen)."""
+    if name in METHODS and getattr(METHODS[name], "calibrated", False):
+        return make_method(name, n_bootstrap=n_bootstrap, random_state=random_state,
+                           widen=calibrate)
+    if calibrate:
+        return RollingOriginInterval(name, n_bootstrap=n_bootstrap, random_state=random_state)
+    return make_method(name, n_bootstrap=n_bootstrap, random_state=random_state)
+
+
 def _final_max(data: TaskData) -> float:
     """Upper end of the 'at chance' interval: the best small model plus 3 points of noise."""
     best = float(data.score.sort_values("step").groupby("run").tail(3)["value"].max())
@@ -179,8 +185,7 @@ def forecast_task(data: TaskData, targets: pd.DataFrame, *, method: str | None =
     (default: the documented rule). Columns: task, target, method, forecast, lo90, hi90, used.
     ``calibrate``: see :func:`backtest_task`."""
     name = method or default_method(data)
-    m = (RollingOriginInterval(name, n_bootstrap=n_bootstrap) if calibrate
-         else make_method(name, n_bootstrap=n_bootstrap))
+    m = _build(name, n_bootstrap, 0, calibrate)
     why = m.unavailable(data)
     if why:
         raise ValueError(f"method {name!r} cannot run on task {data.task!r}: {why}")

@@ -11,6 +11,7 @@ Methods
 ``gadre_exp``       (N, D) -> validation loss (Chinchilla) -> error = eps - k exp(-gamma L)
 ``two_step``        (N, D) -> task loss (bpb, else validation loss) -> accuracy (OLMo ladder)
 ``cod_groups``      per difficulty group COD laws, item-weighted (needs difficulty-group data)
+``ro_select``       per task, the method with the smallest rolling-origin error on the training runs
 
 Default method (``default_method``): chosen from the data's kind only — difficulty groups ->
 ``cod_groups``; a task loss or validation loss -> ``two_step``; otherwise ``direct_sigmoid``. For
@@ -43,7 +44,8 @@ from .fitting import FitError, fit_law
 from .laws import get_law
 
 __all__ = ["TaskData", "Method", "METHODS", "default_method", "default_store_method", "no_signal",
-           "make_method", "subset_runs", "RollingOriginInterval"]
+           "make_method", "subset_runs", "rolling_origin_errors", "RollingOriginInterval",
+           "RollingOriginSelect"]
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +284,42 @@ def subset_runs(data: TaskData, runs) -> TaskData:
                    val_loss=cut(data.val_loss))
 
 
+def rolling_origin_errors(method: str, data: TaskData, *, n_origins: int = 2,
+                          random_state: int = 0) -> pd.DataFrame:
+    """A method's own backtest on the training runs: for ``j = 1..n_origins``, refit (point
+    forecast, no bootstrap) without the ``j`` largest runs (by final compute) and forecast their
+    final checkpoints. Origins leaving fewer than 3 runs, where the method cannot run, or where
+    the inner data shows no signal are skipped.
+
+    Returns
+    -------
+    DataFrame with columns origin, run, distance (decades of compute beyond the inner ladder),
+    error (absolute, score units).
+    """
+    fin = _final(data.score, k=1).sort_values("flops").reset_index(drop=True)
+    runs = fin["run"].tolist()
+    rows = []
+    for j in range(1, n_origins + 1):
+        if len(runs) - j < 3:
+            break
+        inner = subset_runs(data, runs[:-j])
+        held = fin.iloc[len(runs) - j:]
+        m = make_method(method, n_bootstrap=0, random_state=random_state)
+        if m.unavailable(inner) is not None or no_signal(inner) is not None:
+            continue
+        try:
+            p = m.fit(inner).predict(held.rename(columns={"run": "target"}))
+        except Exception as exc:  # an inner origin that cannot be fitted adds no evidence
+            log.info("rolling origin %d of %s on %s: %s", j, method, data.task, exc)
+            continue
+        d = np.log10(held["flops"].to_numpy() / float(inner.score["flops"].max()))
+        e = np.abs(p["predicted"].to_numpy(float) - held["value"].to_numpy(float))
+        for r, dd, ee in zip(held["run"], d, e):
+            if dd > 0 and np.isfinite(ee):
+                rows.append({"origin": j, "run": r, "distance": float(dd), "error": float(ee)})
+    return pd.DataFrame(rows, columns=["origin", "run", "distance", "error"])
+
+
 class RollingOriginInterval:
     """Widen a method's 90% interval by the extrapolation error it makes inside the training ladder.
 
@@ -322,30 +360,11 @@ class RollingOriginInterval:
         return make_method(self.method).unavailable(data)
 
     def fit(self, data: TaskData) -> "RollingOriginInterval":
-        fin = _final(data.score, k=1).sort_values("flops").reset_index(drop=True)
-        runs = fin["run"].tolist()
-        errs, dists = [], []
-        for j in range(1, self.n_origins + 1):
-            if len(runs) - j < 3:
-                break
-            inner = subset_runs(data, runs[:-j])
-            held = fin.iloc[len(runs) - j:]
-            m = make_method(self.method, n_bootstrap=0, random_state=self.random_state)
-            if m.unavailable(inner) is not None or no_signal(inner) is not None:
-                continue
-            try:
-                p = m.fit(inner).predict(held.rename(columns={"run": "target"}))
-            except Exception as exc:  # an inner origin that cannot be fitted adds no evidence
-                log.info("rolling origin %d of %s on %s: %s", j, self.method, data.task, exc)
-                continue
-            d = np.log10(held["flops"].to_numpy() / float(inner.score["flops"].max()))
-            e = np.abs(p["predicted"].to_numpy(float) - held["value"].to_numpy(float))
-            ok = (d > 0) & np.isfinite(e)
-            errs += list(e[ok])
-            dists += list(d[ok])
-        self.errors_, self.distances_ = np.array(errs), np.array(dists)
+        ro = rolling_origin_errors(self.method, data, n_origins=self.n_origins,
+                                   random_state=self.random_state)
+        self.errors_, self.distances_ = ro["error"].to_numpy(), ro["distance"].to_numpy()
         self.rate_ = (float(1.645 / np.sqrt(2 / np.pi) * np.sum(self.errors_ * self.distances_)
-                            / np.sum(self.distances_ ** 2)) if errs else np.nan)
+                            / np.sum(self.distances_ ** 2)) if len(ro) else np.nan)
         self.max_train_flops_ = float(data.score["flops"].max())
         self.base_ = make_method(self.method, n_bootstrap=self.n_bootstrap,
                                  random_state=self.random_state).fit(data)
@@ -364,8 +383,62 @@ class RollingOriginInterval:
         return out
 
 
+class RollingOriginSelect:
+    """Pick, per task, the method with the smallest rolling-origin error on the training runs.
+
+    Every other method that can run is backtested on the training runs
+    (:func:`rolling_origin_errors`); on the inner forecasts all of them made, the one with the
+    smallest mean absolute error is fitted on all training runs and forecasts, with its
+    :class:`RollingOriginInterval`. Without any inner forecast (too few runs) the documented
+    default (:func:`default_method`) is used. Held-out targets are never used; the choice is in
+    ``note`` and ``chosen_``.
+    """
+
+    name = "ro_select"
+    calibrated = True  # predict() returns the widened interval (``widen``) and the bootstrap one
+
+    def __init__(self, n_bootstrap: int = 200, random_state: int = 0, n_origins: int = 2,
+                 widen: bool = True):
+        self.n_bootstrap, self.random_state, self.n_origins = n_bootstrap, random_state, n_origins
+        self.widen = widen
+
+    def unavailable(self, data):
+        return None
+
+    def fit(self, data):
+        errs = {}
+        for name in METHODS:
+            if name == self.name or make_method(name).unavailable(data) is not None:
+                continue
+            ro = rolling_origin_errors(name, data, n_origins=self.n_origins,
+                                       random_state=self.random_state)
+            if len(ro):
+                errs[name] = ro.set_index(["origin", "run"])["error"]
+        common = None
+        for e in errs.values():
+            common = e.index if common is None else common.intersection(e.index)
+        scores = {n: float(e.loc[common].mean()) for n, e in errs.items()
+                  if common is not None and len(common) and common.isin(e.index).all()}
+        self.scores_ = scores
+        self.chosen_ = min(scores, key=scores.get) if scores else default_method(data)
+        self.best_ = RollingOriginInterval(self.chosen_, n_origins=self.n_origins,
+                                           n_bootstrap=self.n_bootstrap,
+                                           random_state=self.random_state).fit(data)
+        return self
+
+    def predict(self, targets):
+        out = self.best_.predict(targets)
+        if not self.widen:
+            out["lo90"], out["hi90"] = out["lo90_boot"], out["hi90_boot"]
+        why = (f"rolling-origin MAE {100 * self.scores_[self.chosen_]:.2f} points"
+               if self.chosen_ in self.scores_ else "no inner forecast: documented default")
+        out["note"] = [f"selected {self.chosen_} ({why})" + (f"; {n}" if n else "")
+                       for n in out["note"]]
+        return out
+
+
 METHODS = {"no_fit": NoFit, "direct_sigmoid": DirectSigmoid, "gadre_exp": GadreExp,
-           "two_step": TwoStep, "cod_groups": CODGroups}
+           "two_step": TwoStep, "cod_groups": CODGroups, "ro_select": RollingOriginSelect}
 
 
 def make_method(name: str, **kw) -> Method:

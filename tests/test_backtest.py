@@ -9,7 +9,7 @@ import pytest
 from downstream.backtest import backtest_task, final_targets, forecast_task, split_holdout, task_data
 from downstream.cli import main
 from downstream.datasets import load_gadre, load_olmo_ladder, load_pythia, read_ladder
-from downstream.methods import METHODS, Method, default_method, make_method
+from downstream.methods import METHODS, Method, TaskData, default_method, make_method
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +142,20 @@ def test_backtest_keeps_the_bootstrap_only_interval_beside_the_widened_one(pythi
     boot = backtest_task(data, tg, methods=["direct_sigmoid"], n_bootstrap=20, calibrate=False)
     assert wide["lo90_boot"].iloc[0] == pytest.approx(boot["lo90"].iloc[0])
     assert wide["hi90"].iloc[0] - wide["lo90"].iloc[0] >= boot["hi90"].iloc[0] - boot["lo90"].iloc[0]
+
+
+def test_rolling_origin_select_picks_the_method_with_the_smallest_inner_error():
+    from downstream.methods import RollingOriginSelect
+
+    # SIMULATED aggregate ladder: 8 runs on a rising sigmoid in log-compute, 3 checkpoints each
+    rng = np.random.default_rng(0)
+    rows = [{"run": f"m{i}", "step": s, "params": 1.0, "tokens": 1.0, "flops": c * s / 3,
+             "value": 0.25 + 0.6 / (1 + (1e21 / (c * s / 3)) ** 0.7) + rng.normal(0, 0.003)}
+            for i, c in enumerate(np.logspace(19, 21.5, 8)) for s in (1, 2, 3)]
+    data = TaskData(task="sim", score=pd.DataFrame(rows), chance=0.25)
+    sel = RollingOriginSelect(n_bootstrap=10).fit(data)
+    assert set(sel.scores_) == {"no_fit", "direct_sigmoid"}  # the others cannot run here
+    assert sel.chosen_ == min(sel.scores_, key=sel.scores_.get) == "direct_sigmoid"
+    out = sel.predict(pd.DataFrame({"params": [1.0], "tokens": [1.0], "flops": [1e22]}))
+    assert out["note"][0].startswith("selected direct_sigmoid")
+    assert out["lo90"][0] <= out["predicted"][0] <= out["hi90"][0]
