@@ -29,6 +29,8 @@ _EXPORTS = {
     "task_pass_rate": "passuntil", "emergence_check": "passuntil",
     "backtest_task": "backtest", "backtest_table": "backtest", "forecast_task": "backtest",
     "task_data": "backtest", "read_ladder": "datasets", "simulate_ladder": "simulate",
+    "TaskData": "methods", "make_method": "methods", "RollingOriginInterval": "methods",
+    "RollingOriginSelect": "methods",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
