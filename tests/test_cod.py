@@ -46,7 +46,7 @@ def test_improved_meanshift_recovers_planted_clusters_and_forecasts_within_one_p
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_clusters_far_above_the_bandwidth_quantile_are_never_mixed_and_forecast_within_one_point(seed):
+def test_large_clusters_are_never_mixed_and_forecast_within_one_point(seed):
     # 25-40% per cluster and binomial noise: the 10%-neighbour bandwidth is below the clusters'
     # radius, so the drop-and-rerun loop splits their shells off (results/cod_recovery.csv) -
     # but no cluster mixes two planted ones and the forecast stays within a point
