@@ -424,7 +424,7 @@ class CODPredictor(BaseEstimator):
             Y = np.concatenate([curves[:, pk] for pk in picks])
             start = np.tile(np.stack([law.pack(f.params) for f in kept["fit"]]), (R, 1))
             fixed = None if self.chance is None else {"g": float(self.chance)}
-            P, _ = fit_law_batch(law, X, Y, start, fixed=fixed, n_iter=30)
+            P, _ = fit_law_batch(law, X, Y, start, fixed=fixed, n_iter=300)
             P = P.reshape(R, K, -1)
             sizes = kept["size"].astype(int).to_numpy()
             return [[(int(sizes[k]), P[r, k]) for k in range(K)] for r in range(R)]

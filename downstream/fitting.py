@@ -374,7 +374,19 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
         D = np.einsum("bii->bi", A) + 1e-12
         M = A + lam[act, None, None] * (D[:, :, None] * eye) + pin
         step = -np.linalg.solve(M, g[..., None])[..., 0]
-        cand = np.clip(th[act] + step * free, lo_t[act], hi_t[act])
+        th_a, lo_a, hi_a = th[act], lo_t[act], hi_t[act]
+        # active set: a parameter sitting on a bound that the step pushes further out is held
+        # there and the step re-solved for the others (else the clipped step is rejected and
+        # the problem stalls on the bound)
+        raw = th_a + step * free
+        hit = free & (((raw < lo_a) & (th_a <= lo_a)) | ((raw > hi_a) & (th_a >= hi_a)))
+        rows = np.flatnonzero(hit.any(axis=1))
+        if len(rows):
+            fr = ~hit[rows] & free
+            mask = fr[:, :, None] & fr[:, None, :]
+            M2 = np.where(mask, M[rows], 0.0) + (~fr)[:, :, None] * eye
+            step[rows] = -np.linalg.solve(M2, (g[rows] * fr)[..., None])[..., 0] * fr
+        cand = np.clip(th_a + step * free, lo_a, hi_a)
         r_c, J_c = resid_jac(cand, act)
         f_c = obj(r_c, act)
         f_a = f[act]
