@@ -359,9 +359,12 @@ class RollingOriginInterval:
     def unavailable(self, data: TaskData) -> str | None:
         return make_method(self.method).unavailable(data)
 
-    def fit(self, data: TaskData) -> "RollingOriginInterval":
-        ro = rolling_origin_errors(self.method, data, n_origins=self.n_origins,
-                                   random_state=self.random_state)
+    def fit(self, data: TaskData, *,
+            errors: pd.DataFrame | None = None) -> "RollingOriginInterval":
+        """Fit; ``errors``: this method's :func:`rolling_origin_errors` on ``data`` if already
+        computed (they are not recomputed)."""
+        ro = errors if errors is not None else rolling_origin_errors(
+            self.method, data, n_origins=self.n_origins, random_state=self.random_state)
         self.errors_, self.distances_ = ro["error"].to_numpy(), ro["distance"].to_numpy()
         self.rate_ = (float(1.645 / np.sqrt(2 / np.pi) * np.sum(self.errors_ * self.distances_)
                             / np.sum(self.distances_ ** 2)) if len(ro) else np.nan)
@@ -406,24 +409,26 @@ class RollingOriginSelect:
         return None
 
     def fit(self, data):
-        errs = {}
+        ros = {}
         for name in METHODS:
             if name == self.name or make_method(name).unavailable(data) is not None:
                 continue
             ro = rolling_origin_errors(name, data, n_origins=self.n_origins,
                                        random_state=self.random_state)
             if len(ro):
-                errs[name] = ro.set_index(["origin", "run"])["error"]
+                ros[name] = ro
+        errs = {n: ro.set_index(["origin", "run"])["error"] for n, ro in ros.items()}
         common = None
         for e in errs.values():
             common = e.index if common is None else common.intersection(e.index)
-        scores = {n: float(e.loc[common].mean()) for n, e in errs.items()
-                  if common is not None and len(common) and common.isin(e.index).all()}
+        scores = ({n: float(e.loc[common].mean()) for n, e in errs.items()}
+                  if common is not None and len(common) else {})
         self.scores_ = scores
         self.chosen_ = min(scores, key=scores.get) if scores else default_method(data)
         self.best_ = RollingOriginInterval(self.chosen_, n_origins=self.n_origins,
                                            n_bootstrap=self.n_bootstrap,
-                                           random_state=self.random_state).fit(data)
+                                           random_state=self.random_state).fit(
+            data, errors=ros.get(self.chosen_))
         return self
 
     def predict(self, targets):
