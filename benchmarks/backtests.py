@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from downstream.backtest import backtest_task, final_targets, summarize, task_data
-from downstream.datasets import (CHANCE, OLMO_TASKS, PYTHIA_TASKS, default_data_dir, load_gadre,
-                                 load_olmo_ladder, load_pythia)
+from downstream.backtest import backtest_task, summarize
+from downstream.methods.data import final_targets, task_data
+from downstream.data.public import (OLMO_TASKS, PYTHIA_TASKS, default_data_dir, load_gadre,
+                                    load_olmo_ladder, load_pythia)
 from downstream.methods import TaskData
 
 REPO = Path(__file__).resolve().parents[1]

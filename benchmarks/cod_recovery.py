@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score, homogeneity_score
 
-from downstream.cod import CODPredictor
-from downstream.simulate import simulate_ladder
+from downstream.predictors.cod import CODPredictor
+from simulate import simulate_ladder
 
 REPO = Path(__file__).resolve().parents[1]
 

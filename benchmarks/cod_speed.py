@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import curve_fit
 
-from downstream.cod import CODPredictor
-from downstream.laws import get_law
-from downstream.simulate import simulate_ladder
+from downstream.predictors.cod import CODPredictor
+from downstream.fit.laws import get_law
+from simulate import simulate_ladder
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from downstream.datasets import default_data_dir
-from downstream.fitting import FitError, fit_law
+from downstream.data.public import default_data_dir
+from downstream.errors import FitError
+from downstream.fit.engine import fit_law
 
 REPO = Path(__file__).resolve().parents[1]
 OVERTRAINED = ("phi-1_5", "phi-2", "Qwen1.5-0.5B", "Qwen1.5-1.8B", "Qwen1.5-4B", "stablelm-2-1_6b")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from downstream.ingest import find_sample_files, ingest
+from downstream.data.ingest import find_sample_files, ingest
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,6 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 
 __all__ = ["main"]
 
@@ -26,7 +25,7 @@ def _float(s: str) -> float:
 
 
 def _cmd_ingest(a: argparse.Namespace) -> int:
-    from .ingest import ingest
+    from .data.ingest import ingest
 
     out = ingest(a.paths, a.store, run=a.run, step=a.step, params=a.params, tokens=a.tokens,
                  flops=a.flops, params_nonembed=a.params_nonembed, overwrite=a.overwrite,
@@ -36,8 +35,8 @@ def _cmd_ingest(a: argparse.Namespace) -> int:
 
 
 def _cmd_collect(a: argparse.Namespace) -> int:
-    from .collect import collect
-    from .ladder import Checkpoint, Ladder
+    from .data.collect import collect
+    from .data.ladder import Checkpoint, Ladder
 
     if a.ladder:
         ckpts = list(Ladder.from_yaml(a.ladder).checkpoints)
@@ -53,7 +52,7 @@ def _cmd_collect(a: argparse.Namespace) -> int:
         raise SystemExit("downstream collect: give --ladder FILE or --checkpoint PATH")
     hook = None
     if a.passuntil:
-        from .passuntil import PassUntilSampler
+        from .data.sampling import PassUntilSampler
 
         hook = PassUntilSampler(budget=a.budget, r=a.r, k0=a.k0, temperature=a.temperature)
     out = collect(ckpts, a.tasks, a.store, include_path=a.include_path,
@@ -64,7 +63,7 @@ def _cmd_collect(a: argparse.Namespace) -> int:
 
 
 def _cmd_ls(a: argparse.Namespace) -> int:
-    from .store import Store
+    from .data.store import Store
 
     df = Store(a.store).list()
     if df.empty:
@@ -137,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    table = run_demo(a.out, store=a.store, simulated=a.simulated, n_bootstrap=a.bootstrap)
+    table = run_demo(a.out, store=a.store, n_bootstrap=a.bootstrap)
     print(f"data: {table['data'].iloc[0]}; the largest size is held out and forecast from the rest")
     cols = ["task", "target", "method", "role", "forecast", "lo90", "hi90", "actual"]
     print(table[cols].round(4).to_string(index=False))
@@ -146,10 +145,9 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 
 
 def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="end-to-end demo on the project's real ladder (or --simulated)")
+    p = sub.add_parser("demo", help="end-to-end demo on the project's real ladder")
     p.add_argument("--out", default="demo_out")
     p.add_argument("--store", help="per-item store (default: results/ladder/store)")
-    p.add_argument("--simulated", action="store_true", help="use a SIMULATED ladder instead")
     p.add_argument("--bootstrap", type=int, default=100)
     _add_common(p)
     p.set_defaults(func=_cmd_demo)
@@ -224,56 +222,40 @@ def _has_tabulate() -> bool:
 
 
 def _cmd_forecast(a: argparse.Namespace) -> int:
-    import pandas as pd
+    from .forecast import forecast_store, forecast_table
 
     targets = _targets(a)
+    kw = dict(tasks=a.tasks, methods=a.method, n_bootstrap=a.bootstrap,
+              calibrate=a.interval == "rolling-origin", progress=not a.quiet)
     if a.store:
-        from .cod import CODPredictor
-        from .store import Store
+        from .data.store import Store
 
         st = Store(a.store)
-        files = st.list()
-        if files.empty:
+        if st.list().empty:
             raise ValueError(f"{a.store}: empty store")
-        rows = []
-        for task in a.tasks or sorted(files["task"].unique()):
-            df = st.load(tasks=[task])
-            cod = CODPredictor(n_bootstrap=a.bootstrap).fit(df)
-            sf = cod.get_prediction(targets["flops"].to_numpy()).summary_frame(0.1)
-            rows.append(pd.DataFrame({
-                "task": task, "target": targets["target"], "method": "cod",
-                "forecast": sf["mean"], "lo90": sf["obs_ci_lower"], "hi90": sf["obs_ci_upper"],
-                "used": f"{int(cod.subset_mask_.sum())}/{len(cod.labels_)} items, "
-                        f"{int(cod.clusters_['kept'].sum())} clusters kept, "
-                        f"{len(cod.features_.runs)} models"}))
-        table = pd.concat(rows, ignore_index=True)
+        table = forecast_store(st, targets, **kw)
     else:
-        from .backtest import forecast_task, task_data
-        from .datasets import read_ladder
+        from .data.tables import read_ladder
 
-        lad = read_ladder(a.table)
-        tasks = a.tasks or sorted(lad.loc[(lad["metric"] == a.metric)
-                                          & ~lad["task"].str.startswith("val/"), "task"].unique())
-        parts = []
-        for task in tasks:
-            data = task_data(lad, task, metric=a.metric, min_step=a.min_step)
-            for m in (a.method or [None]):
-                parts.append(forecast_task(data, targets, method=m, n_bootstrap=a.bootstrap,
-                                           calibrate=a.interval == "rolling-origin"))
-        table = pd.concat(parts, ignore_index=True)
+        table = forecast_table(read_ladder(a.table), targets, metric=a.metric,
+                               min_step=a.min_step, **kw)
     _write_table(table.round(4), a.format, a.out)
     return 0
 
 
 def _cmd_backtest(a: argparse.Namespace) -> int:
-    from .backtest import backtest_table, summarize
-    from .datasets import read_ladder
+    from .backtest import backtest_store, backtest_table, summarize
 
-    lad = read_ladder(a.table)
-    res = backtest_table(lad, holdout=a.holdout, tasks=a.tasks, metric=a.metric,
-                         methods=a.method, min_step=a.min_step, n_bootstrap=a.bootstrap,
-                         progress=not a.quiet, protocol=a.protocol,
-                         calibrate=a.interval == "rolling-origin")
+    kw = dict(holdout=a.holdout, tasks=a.tasks, methods=a.method, n_bootstrap=a.bootstrap,
+              progress=not a.quiet, protocol=a.protocol, calibrate=a.interval == "rolling-origin")
+    if a.store:
+        res = backtest_store(a.store, **kw)
+    else:
+        from .data.tables import read_ladder
+
+        if not a.table:
+            raise ValueError("give a ladder table or --store STORE")
+        res = backtest_table(read_ladder(a.table), metric=a.metric, min_step=a.min_step, **kw)
     if a.out:
         res.to_csv(a.out, index=False)
     if a.plots:
@@ -297,12 +279,9 @@ def _cmd_backtest(a: argparse.Namespace) -> int:
 
 
 def _cmd_ladder_table(a: argparse.Namespace) -> int:
-    from . import datasets
+    from .data.public import LOADERS
 
-    loaders = {"olmo_ladder": datasets.load_olmo_ladder, "pythia": datasets.load_pythia,
-               "pythia_deduped": lambda d: datasets.load_pythia(d, deduped=True),
-               "gadre": datasets.load_gadre}
-    df = loaders[a.dataset](a.data)
+    df = LOADERS[a.dataset](a.data)
     df.to_csv(a.out, index=False) if not a.out.endswith(".parquet") else df.to_parquet(a.out)
     print(f"wrote {a.out}: {len(df)} rows, {df['run'].nunique()} runs, {df['task'].nunique()} tasks")
     return 0
@@ -318,8 +297,9 @@ def _add_interval(p) -> None:
 def _add_forecast_backtest(sub) -> None:
     p = sub.add_parser("forecast", help="forecast benchmark scores at target sizes")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--table", help="ladder table (CSV/parquet: run,params,tokens,[flops],[step],task,metric,value)")
-    src.add_argument("--store", help="per-item store folder (COD forecast per task)")
+    src.add_argument("--table", help="ladder table (CSV/parquet: run,params,tokens,[flops],[step],"
+                                     "task,metric,value)")
+    src.add_argument("--store", help="per-item store folder (default method per task)")
     p.add_argument("--target", action="append", help="params=7e9,tokens=2e12[,name=7B] or flops=1e23")
     p.add_argument("--targets", help="YAML or CSV file of targets (params, tokens, flops, name)")
     p.add_argument("--tasks", nargs="*")
@@ -334,8 +314,10 @@ def _add_forecast_backtest(sub) -> None:
     p.set_defaults(func=_cmd_forecast)
 
     p = sub.add_parser("backtest", help="hold out the largest runs and forecast them with every method")
-    p.add_argument("table", help="ladder table (CSV/parquet)")
-    p.add_argument("--holdout", required=True, help="pandas query selecting held-out rows, e.g. 'params > 1.1e9'")
+    p.add_argument("table", nargs="?", help="ladder table (CSV/parquet)")
+    p.add_argument("--store", help="per-item store folder (instead of a ladder table)")
+    p.add_argument("--holdout", required=True,
+                   help="rule selecting held-out runs, e.g. 'params > 1.1e9'")
     p.add_argument("--tasks", nargs="*")
     p.add_argument("--metric", default="acc")
     p.add_argument("--method", nargs="*")
@@ -348,7 +330,8 @@ def _add_forecast_backtest(sub) -> None:
     _add_common(p)
     p.set_defaults(func=_cmd_backtest)
 
-    p = sub.add_parser("ladder-table", help="convert a public ladder in ../shared/data to the ladder table format")
+    p = sub.add_parser("ladder-table",
+                       help="convert a public ladder in ../shared/data to the ladder table format")
     p.add_argument("dataset", choices=["olmo_ladder", "pythia", "pythia_deduped", "gadre"])
     p.add_argument("--data", help="data folder (default ../shared/data)")
     p.add_argument("--out", required=True)

@@ -4,7 +4,7 @@ Examples
 --------
 >>> import matplotlib; matplotlib.use("Agg")
 >>> import numpy as np
->>> from downstream.estimator import ScalingLawRegressor
+>>> from downstream.fit.regressor import ScalingLawRegressor
 >>> x = np.logspace(0, 3, 6); y = 2 + 3 * x ** -0.4
 >>> ax = ScalingLawRegressor(law="power", n_bootstrap=0).fit(x, y).plot(x, y)
 """
@@ -86,14 +86,15 @@ def plot_backtest_task(rows, *, ax=None, title=None):
     return ax
 
 
-def plot_clusters(cod, *, ax=None):
-    """COD view: each cluster's mean score per small model with its fitted law; kept clusters
-    solid, dropped dashed."""
+def plot_clusters(cod, *, ax=None, targets=None):
+    """COD view: each cluster's mean score per small model with its fitted law (drawn out to the
+    largest of ``targets``); kept clusters solid, dropped dashed."""
     ax = _axes(ax)
     diag = cod.clusters_
     C = cod.compute_
-    grid = np.logspace(np.log10(C.min()) - 0.2, np.log10(cod.max_target_compute_ or C.max()) + 0.2, 100)
-    for i, row in diag.iterrows():
+    top = max(C.max(), float(np.max(targets)) if targets is not None else C.max())
+    grid = np.logspace(np.log10(C.min()) - 0.2, np.log10(top) + 0.2, 100)
+    for _i, row in diag.iterrows():
         mean = row["curve"]
         line = ax.plot(C, mean, "o", ms=3)[0]
         if row["fit"] is not None:
@@ -105,3 +106,47 @@ def plot_clusters(cod, *, ax=None):
     ax.set_ylabel("cluster mean score")
     ax.legend(fontsize=5, ncol=2)
     return ax
+
+
+def plot_store_forecast(data, table, targets, *, ax=None, title=None):
+    """Training checkpoints of a task (score vs compute, one colour per run), each method's
+    forecast with its 90% interval at the targets, and the held-out actual value.
+
+    ``table`` is :func:`downstream.forecast.forecast_task` output (fractions), ``targets`` the
+    target rows (flops, actual)."""
+    ax = _axes(ax)
+    s = data.score.sort_values(["run", "step"])
+    runs = list(s.groupby("run")["flops"].max().sort_values().index)
+    cmap = _cmap(len(runs))
+    for i, r in enumerate(runs):
+        g = s[s["run"] == r]
+        ax.plot(g["flops"], 100 * g["value"], "o-", ms=3, lw=1, color=cmap(i), label=f"{r} (fit)")
+    markers = {"default": "o", "baseline": "s"}
+    for j, (m, g) in enumerate(table.groupby("method", sort=False)):
+        x = np.asarray(targets["flops"], float) * (1.0 + 0.08 * (j - 0.5))
+        y = 100 * g["forecast"].to_numpy(float)
+        lo = 100 * g["lo90"].to_numpy(float)
+        hi = 100 * g["hi90"].to_numpy(float)
+        err = np.vstack([np.where(np.isfinite(lo), y - lo, 0), np.where(np.isfinite(hi), hi - y, 0)])
+        role = str(g["role"].iloc[0]) if "role" in g else ""
+        ax.errorbar(x, y, yerr=np.maximum(err, 0), fmt=markers.get(role, "D"), ms=6, capsize=3,
+                    color=f"C{j + 3}", label=f"{m} ({role}) forecast, 90% interval" if role else m)
+    act = np.asarray(targets["actual"], float)
+    ok = np.isfinite(act)
+    ax.scatter(np.asarray(targets["flops"], float)[ok], 100 * act[ok], marker="*", s=180,
+               color="k", zorder=6, label="held-out actual")
+    ax.set_xscale("log")
+    ax.set_xlabel("training compute (FLOPs, 6ND)")
+    ax.set_ylabel("pass rate (%)" if data.generative else "accuracy (%)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def _cmap(n):
+    import matplotlib
+
+    cm = matplotlib.colormaps["viridis"]
+    return lambda i: cm(0.1 + 0.8 * i / max(n - 1, 1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+# training code and the SIMULATED ladder live beside the benchmarks, not in the library
+sys.path[:0] = [str(REPO / "benchmarks"), str(REPO / "benchmarks" / "ladder")]
 SHARED = Path(os.environ.get("DOWNSTREAM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
@@ -26,7 +29,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_ladder(tmp_path_factory):
     """A 2-layer GPT-2 with a char tokenizer, checkpoints step20/step80, an MC and a gen task."""
-    from downstream import toy
+    import toy
 
     d = tmp_path_factory.mktemp("tiny")
     tok = toy.build_char_tokenizer(d / "tok")

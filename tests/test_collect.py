@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from downstream.collect import CollectError, collect
-from downstream.ladder import Checkpoint, Ladder, LadderError
-from downstream.store import Store
+from downstream.data.collect import CollectError, collect
+from downstream.data.ladder import Checkpoint, Ladder, LadderError
+from downstream.data.store import Store
 
 pytestmark = pytest.mark.lmeval
 

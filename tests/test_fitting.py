@@ -7,9 +7,10 @@ import pytest
 from scipy.optimize import check_grad
 from sklearn.base import clone
 
-from downstream.estimator import ScalingLawRegressor
-from downstream.fitting import FitError, fit_law, objective_and_grad
-from downstream.laws import LAWS, get_law
+from downstream.fit.regressor import ScalingLawRegressor
+from downstream.errors import FitError
+from downstream.fit.engine import fit_law, objective_and_grad
+from downstream.fit.laws import LAWS, get_law
 
 N_GRID = np.repeat(np.logspace(-1, 0.5, 4), 4)
 CASES = {

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from downstream.ingest import IngestError, find_sample_files, ingest, parse_file
-from downstream.records import ModelInfo, TaskInfo, samples_to_records
-from downstream.store import Store
+from downstream.data.ingest import find_sample_files, ingest, parse_file
+from downstream.errors import IngestError
+from downstream.data.records import ModelInfo, TaskInfo, samples_to_records
+from downstream.data.store import Store
 
 
 def test_pythia14m_acc_recomputed_from_loglikelihoods_equals_lm_eval(shared_data, tmp_path):

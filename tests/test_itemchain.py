@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from downstream.itemchain import PerItemChain, choice_tensor
+from downstream.predictors.itemchain import PerItemChain, choice_tensor
 
 
 def _planted(seed=0, items=400, choices=4, models=7, noise=0.05):
@@ -44,9 +44,9 @@ def test_expected_accuracy_matches_the_planted_truth_at_an_extrapolated_target()
 
 
 def test_choice_tensor_from_real_store_records(tiny_ladder, tmp_path):
-    from downstream.collect import collect
-    from downstream.ladder import Ladder
-    from downstream.store import Store
+    from downstream.data.collect import collect
+    from downstream.data.ladder import Ladder
+    from downstream.data.store import Store
 
     lad = Ladder.from_dict({"runs": {f"r{i}": {"params": 1e5 * (i + 1), "tokens_per_step": 1000,
                                                "checkpoints": [{"step": 10 * (i + 1), "path": str(p)}]}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from downstream.ladder import Ladder
-from downstream.store import Store
+from downstream.data.ladder import Ladder
+from downstream.data.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 

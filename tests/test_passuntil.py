@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from downstream.passuntil import (PassUntilSampler, adaptive_sample, emergence_check,
-                                  fit_instance_laws, item_estimates, task_pass_rate)
+from downstream.data.sampling import PassUntilSampler, adaptive_sample
+from downstream.predictors.passuntil import (emergence_check, fit_instance_laws, item_estimates,
+                                             task_pass_rate)
 
 
 def _inverse_binomial(p, r, rng, n):
@@ -62,9 +63,9 @@ def test_adaptive_rounds_stop_at_r_passes_or_budget():
 
 @pytest.mark.lmeval
 def test_adaptive_passuntil_through_real_lm_eval(tiny_ladder, tmp_path):
-    from downstream.collect import collect
-    from downstream.ladder import Checkpoint
-    from downstream.store import Store
+    from downstream.data.collect import collect
+    from downstream.data.ladder import Checkpoint
+    from downstream.data.store import Store
 
     ck = Checkpoint(run="tiny", path=str(tiny_ladder["ckpts"][1]), step=80, params=1e5, tokens=1e5)
     sampler = PassUntilSampler(budget=24, r=1, k0=3, keep_samples=4)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from downstream.schema import SCHEMA, derive
-from downstream.store import Store, StoreConflictError
+from downstream.data.schema import SCHEMA, derive
+from downstream.data.store import Store, StoreConflictError
 
 
 def _records(run="r", step=1, task="t", n=50, shots=0, cfg="abc", offset=0):

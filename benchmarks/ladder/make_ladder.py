@@ -64,7 +64,7 @@ def main() -> None:
     import torch
     import yaml
 
-    from downstream import toy
+    import toy
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -113,9 +113,9 @@ def main() -> None:
     if a.skip_collect:
         return
     # 4. collect (resumable)
-    from downstream.collect import collect
-    from downstream.ladder import Ladder
-    from downstream.passuntil import PassUntilSampler
+    from downstream.data.collect import collect
+    from downstream.data.ladder import Ladder
+    from downstream.data.sampling import PassUntilSampler
 
     ladder = Ladder.from_yaml(lad)
     t = time.time()

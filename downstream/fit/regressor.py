@@ -13,7 +13,7 @@ so the result does not depend on the backend.
 Examples
 --------
 >>> import numpy as np
->>> from downstream.laws import get_law
+>>> from downstream.fit.laws import get_law
 >>> C = np.logspace(19, 22, 8); y = get_law("power")(C / 1e18, [1.8, 1.0, 0.3])
 >>> est = ScalingLawRegressor(law="power", x_unit=1e18, n_bootstrap=0).fit(C, y)
 >>> round(float(est.predict([1e24])[0]), 4) == round(1.8 + 1e6 ** -0.3, 4)
@@ -23,119 +23,22 @@ True
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from .fitting import FitError, FitResult, fit_law, fit_law_batch
-from .laws import Law, get_law
+from .._validation import Interval, check_fitted, validate_options
+from ..errors import FitError
+from .bootstrap import bootstrap_fits
+from .engine import FitResult, fit_law
+from .laws import LAWS, Law, get_law
+from .prediction import Prediction
 
-__all__ = ["ScalingLawRegressor", "Prediction", "bootstrap_fits"]
+__all__ = ["ScalingLawRegressor"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """Point forecast with bootstrap distributions (statsmodels-style).
-
-    Attributes
-    ----------
-    x : inputs (caller's unit)
-    mean : point forecast (fit on all data)
-    curve_samples : (B, n) bootstrap predictions of the curve
-    obs_samples : (B, n) curve samples plus a resampled run-level residual (a new run)
-    """
-
-    x: np.ndarray
-    mean: np.ndarray
-    curve_samples: np.ndarray
-    obs_samples: np.ndarray
-
-    def conf_int(self, alpha: float = 0.1, obs: bool = False) -> np.ndarray:
-        """(n, 2) equal-tailed interval: of the curve, or for a new run when ``obs``."""
-        s = self.obs_samples if obs else self.curve_samples
-        if s.size == 0:
-            return np.full((len(self.mean), 2), np.nan)
-        return np.nanquantile(s, [alpha / 2, 1 - alpha / 2], axis=0).T
-
-    def summary_frame(self, alpha: float = 0.1) -> pd.DataFrame:
-        """DataFrame with ``mean, mean_se, mean_ci_lower, mean_ci_upper, obs_ci_lower,
-        obs_ci_upper`` (confidence interval of the curve vs prediction interval of a new run)."""
-        ci, pi = self.conf_int(alpha), self.conf_int(alpha, obs=True)
-        se = np.nanstd(self.curve_samples, axis=0) if self.curve_samples.size else \
-            np.full(len(self.mean), np.nan)
-        return pd.DataFrame({"mean": self.mean, "mean_se": se, "mean_ci_lower": ci[:, 0],
-                             "mean_ci_upper": ci[:, 1], "obs_ci_lower": pi[:, 0],
-                             "obs_ci_upper": pi[:, 1]})
-
-
-def _boot_chunk(law: Law, x: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray,
-                seeds: list, start: np.ndarray, fit_kw: dict) -> list[np.ndarray | None]:
-    """Refit on run-resamples; one replicate per seed (returns natural parameter arrays)."""
-    uniq = np.unique(groups)
-    idx_by = {g: np.flatnonzero(groups == g) for g in uniq}
-    out = []
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        pick = rng.choice(uniq, size=len(uniq), replace=True)
-        idx = np.concatenate([idx_by[g] for g in pick])
-        try:
-            # warm start from the full-data optimum; the grid only if that fails
-            r = fit_law(law, x[idx], y[idx], weights=w[idx], starts=start, **fit_kw)
-            if r.status == "failed":
-                r = fit_law(law, x[idx], y[idx], weights=w[idx], max_starts=16, **fit_kw)
-            out.append(law.pack(r.params) if r.status != "failed" else None)
-        except FitError:
-            out.append(None)
-    return out
-
-
-def _boot_chunk_batch(law: Law, x: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray,
-                      seeds: list, start: np.ndarray, fit_kw: dict) -> list[np.ndarray | None]:
-    """Same replicates as :func:`_boot_chunk`, solved together by the vectorised engine: a
-    run resample is expressed as weights (how often each run was drawn), which gives the same
-    summed objective as duplicating its points."""
-    uniq, inv = np.unique(groups, return_inverse=True)
-    W = []
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        pick = rng.choice(uniq, size=len(uniq), replace=True)
-        counts = np.array([np.sum(pick == g) for g in uniq], float)
-        W.append(w * counts[inv])
-    W = np.array(W)
-    kw = {k: v for k, v in fit_kw.items() if k in ("residual", "delta", "fixed")}
-    P, loss = fit_law_batch(law, x, np.broadcast_to(y, W.shape), start, weights=W, **kw)
-    return [p if np.isfinite(f) and np.all(np.isfinite(p)) else None for p, f in zip(P, loss)]
-
-
-def bootstrap_fits(law: Law, x: np.ndarray, y: np.ndarray, *, groups: np.ndarray,
-                   weights: np.ndarray | None = None, start: np.ndarray, n_bootstrap: int,
-                   random_state: int = 0, n_jobs: int | None = None, chunk: int = 25,
-                   solver: str = "scipy", **fit_kw: Any) -> np.ndarray:
-    """Run-level bootstrap of a law fit through joblib; returns (B_ok, n_params).
-
-    ``solver="batch"`` refits each chunk of replicates at once with the vectorised engine
-    (one-input laws); ``"scipy"`` refits one replicate at a time with L-BFGS-B. Replicates whose
-    fit fails are dropped (and counted in the log).
-    """
-    from joblib import Parallel, delayed
-
-    w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
-    seeds = np.random.SeedSequence(random_state).spawn(n_bootstrap)
-    chunks = [seeds[i:i + chunk] for i in range(0, n_bootstrap, chunk)]
-    fn = _boot_chunk_batch if (solver == "batch" and law.n_inputs == 1) else _boot_chunk
-    parts = Parallel(n_jobs=n_jobs)(
-        delayed(fn)(law, x, y, w, groups, c, start, fit_kw) for c in chunks)
-    reps = [p for part in parts for p in part]
-    ok = [p for p in reps if p is not None]
-    if len(ok) < len(reps):
-        log.info("%s bootstrap: %d of %d replicates failed and were dropped", law.name,
-                 len(reps) - len(ok), len(reps))
-    return np.array(ok) if ok else np.empty((0, len(law.param_names)))
 
 
 class ScalingLawRegressor(RegressorMixin, BaseEstimator):
@@ -181,6 +84,15 @@ class ScalingLawRegressor(RegressorMixin, BaseEstimator):
     {'g': 0.25}
     """
 
+    _options: ClassVar[dict] = {"law": lambda v: None if isinstance(v, Law) or v in LAWS
+                else f"is not a law; known: {sorted(LAWS)}",
+                "x_unit": Interval(float, 0, None, closed=False),
+                "residual": ("log", "linear", None),
+                "delta": Interval(float, 0, None, closed=False, none_ok=True),
+                "max_starts": Interval(int, 1, None),
+                "n_bootstrap": Interval(int, 0, None),
+                "solver": ("batch", "scipy")}
+
     def __init__(self, *, law: str | Law = "power", x_unit: float = 1.0,
                  residual: str | None = None, delta: float | None = None,
                  fixed: dict | None = None, max_starts: int = 64, n_bootstrap: int = 200,
@@ -203,7 +115,7 @@ class ScalingLawRegressor(RegressorMixin, BaseEstimator):
         if law.n_inputs == 1:
             X = X.reshape(-1)
         elif X.ndim != 2 or X.shape[1] != law.n_inputs:
-            raise ValueError(f"{law.name} needs X of shape (n, {law.n_inputs}), got {X.shape}")
+            raise FitError(f"{law.name} needs X of shape (n, {law.n_inputs}), got {X.shape}")
         return X / float(self.x_unit)
 
     def _fit_kw(self) -> dict:
@@ -220,7 +132,7 @@ class ScalingLawRegressor(RegressorMixin, BaseEstimator):
         return pred * np.exp(r) if kind == "log" else pred + r
 
     # ------------------------------------------------------------------ API
-    def fit(self, X, y, *, groups=None, sample_weight=None) -> "ScalingLawRegressor":
+    def fit(self, X, y, *, groups=None, sample_weight=None) -> ScalingLawRegressor:
         """Fit on inputs ``X`` (caller's unit) and targets ``y``.
 
         Parameters
@@ -233,11 +145,12 @@ class ScalingLawRegressor(RegressorMixin, BaseEstimator):
         -------
         self
         """
+        validate_options(self)
         law = get_law(self.law)
         x = self._x(X)
         y = np.asarray(y, dtype=float).reshape(-1)
         if len(x) != len(y):
-            raise ValueError(f"X has {len(x)} rows but y has {len(y)}")
+            raise FitError(f"X has {len(x)} rows but y has {len(y)}")
         g = np.arange(len(y)) if groups is None else np.asarray(groups)
         w = None if sample_weight is None else np.asarray(sample_weight, float)
         res = fit_law(law, x, y, weights=w, max_starts=self.max_starts, **self._fit_kw())
@@ -251,7 +164,7 @@ class ScalingLawRegressor(RegressorMixin, BaseEstimator):
         r = self._resid(pred, y)
         df = pd.DataFrame({"g": g, "r": r})
         self.residuals_ = df.groupby("g", sort=False)["r"].mean().to_numpy()
-        self.n_runs_ = int(len(self.residuals_))
+        self.n_runs_ = len(self.residuals_)
         self.bootstrap_params_ = np.empty((0, len(law.param_names)))
         if self.n_bootstrap and self.n_runs_ >= 2:
             self.bootstrap_params_ = bootstrap_fits(
@@ -263,10 +176,12 @@ class ScalingLawRegressor(RegressorMixin, BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Point forecast at ``X`` (caller's unit)."""
+        check_fitted(self, ["fit_result_"])
         return self.fit_result_.predict(self._x(X))
 
     def get_prediction(self, X) -> Prediction:
         """Forecast with bootstrap samples of the curve and of a new run."""
+        check_fitted(self, ["fit_result_"])
         law = get_law(self.law)
         x = self._x(X)
         mean = self.fit_result_.predict(x)
@@ -291,7 +206,7 @@ class ScalingLawRegressor(RegressorMixin, BaseEstimator):
              label=None, groups=None):
         """Observed points (by run when ``groups`` is given), fitted curve with confidence and
         prediction bands, forecasts at ``targets``; returns the Axes."""
-        from .plots import plot_fit
+        from ..plots import plot_fit
 
         return plot_fit(self, X, y, ax=ax, targets=targets, actual=actual, alpha=alpha,
                         label=label, groups=groups)

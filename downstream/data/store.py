@@ -13,7 +13,7 @@ listing and filtering read footers only.
 Examples
 --------
 >>> import tempfile
->>> from downstream.store import Store
+>>> from downstream.data.store import Store
 >>> st = Store(tempfile.mkdtemp())
 >>> st.list().empty
 True
@@ -21,13 +21,14 @@ True
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
 import os
 import uuid
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -35,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import StoreConflictError, StoreExistsError
 from .schema import SCHEMA, derive, empty_frame
 
 __all__ = ["Store", "StoreConflictError"]
@@ -45,10 +47,6 @@ _META_KEY = b"downstream"
 _FILE_KEYS = ("run", "checkpoint", "step", "task", "num_fewshot", "task_config_hash",
               "task_version", "output_type", "params", "params_nonembed", "tokens", "flops",
               "docs_digest", "n_docs", "rows")
-
-
-class StoreConflictError(ValueError):
-    """Records of one task disagree (doc hashes, num_fewshot or task config) across files."""
 
 
 def _q(s: str) -> str:
@@ -142,7 +140,8 @@ class Store:
                         f"{other.get('checkpoint')!r}) has {key}={other.get(key)!r}")
             return  # stored files agree with each other by construction: one check suffices
 
-    def write(self, records: pd.DataFrame | Sequence[dict], *, overwrite: bool = False) -> list[Path]:
+    def write(self, records: pd.DataFrame | Sequence[dict], *,
+              overwrite: bool = False) -> builtins.list[Path]:
         """Write records, one file per (run, checkpoint, task) found in them.
 
         Every file is validated and checked against the stored files of the same task before
@@ -183,7 +182,7 @@ class Store:
             part = table if len(groups) == 1 else table.take(pa.array(idx))
             path = self.path_for(run, ckpt, task)
             if path.exists() and not overwrite:
-                raise FileExistsError(f"{path} exists (run {run!r}, checkpoint {ckpt!r}, task "
+                raise StoreExistsError(f"{path} exists (run {run!r}, checkpoint {ckpt!r}, task "
                                       f"{task!r}); pass overwrite=True to replace it")
             cols = {c: part.column(c).to_pylist() for c in
                     ("filter", "doc_id", "doc_hash", "step", "num_fewshot", "task_config_hash",

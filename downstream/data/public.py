@@ -1,27 +1,7 @@
-"""The generic aggregate ladder table, and loaders that convert the public ladders into it.
+"""Loaders that convert the public ladders in ``../shared/data`` into ladder tables.
 
-Ladder table (long format; CSV or parquet)
--------------------------------------------
-One row per (run, checkpoint, task, metric)::
-
-    run, params, tokens, [flops], [step], task, metric, value
-
-``params`` = parameters N (non-embedding when the source gives it; say so in ``params_kind``
-if you keep both), ``tokens`` = tokens seen D, ``flops`` = training compute (6ND when absent),
-``step`` = checkpoint step (absent = final). Validation losses are rows with a metric such as
-``loss`` on a task named like ``val/c4``. Optional columns: ``shots``, ``chance`` (random-guess
-accuracy of the task), ``is_target`` (documentation only; backtests choose held-out rows by
-rule).
-
-Loaders read the files from ``../shared/data`` (or a path given) and never copy them.
-
-Examples
---------
->>> import pandas as pd
->>> t = validate_ladder(pd.DataFrame({"run": ["a"], "params": [1e6], "tokens": [2e7],
-...     "task": ["x"], "metric": ["acc"], "value": [0.3]}))
->>> float(t["flops"].iloc[0])
-120000000000000.0
+Each loader reads the files where they are (``$DOWNSTREAM_SHARED_DATA`` or ``../shared/data``,
+or a folder given) and never copies them. Add a loader here to support a new public ladder.
 """
 
 from __future__ import annotations
@@ -32,18 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["LADDER_COLUMNS", "read_ladder", "validate_ladder", "load_olmo_ladder",
-           "load_pythia", "load_gadre", "OLMO_TASKS", "PYTHIA_TASKS", "CHANCE", "default_data_dir"]
+from .tables import CHANCE, validate_ladder
 
-LADDER_COLUMNS = ("run", "params", "tokens", "flops", "step", "task", "metric", "value")
-REQUIRED = ("run", "params", "tokens", "task", "metric", "value")
-
-#: Random-guess accuracy per task (used as floors and for the "at chance" checks).
-CHANCE = {
-    "mmlu": 0.25, "hellaswag": 0.25, "arc_challenge": 0.25, "arc_easy": 0.25, "piqa": 0.5,
-    "csqa": 0.2, "socialiqa": 1 / 3, "openbookqa": 0.25, "winogrande": 0.5, "sciq": 0.25,
-    "lambada_openai": 0.0, "boolq": 0.5, "mmlu_avg57": 0.25, "logiqa": 0.25, "wsc": 0.5,
-}
+__all__ = ["default_data_dir", "load_olmo_ladder", "load_pythia", "load_gadre", "OLMO_TASKS",
+           "PYTHIA_TASKS", "GADRE_17", "LOADERS"]
 
 
 def default_data_dir() -> Path:
@@ -51,52 +23,11 @@ def default_data_dir() -> Path:
     env = os.environ.get("DOWNSTREAM_SHARED_DATA")
     if env:
         return Path(env)
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
         cand = base.parent / "shared" / "data"
         if cand.is_dir():
             return cand
     return Path.cwd().parent / "shared" / "data"
-
-
-def validate_ladder(df: pd.DataFrame, *, source: str = "<table>") -> pd.DataFrame:
-    """Check a ladder table and fill ``flops`` (6ND) and ``step`` (-1) when absent.
-
-    Raises
-    ------
-    ValueError
-        Naming the source, the missing column or the first bad row.
-    """
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise ValueError(f"{source}: ladder table lacks column(s) {missing}; needs "
-                         f"{list(REQUIRED)} (+ optional flops, step)")
-    out = df.copy()
-    for c in ("params", "tokens", "value"):
-        num = pd.to_numeric(out[c], errors="coerce")
-        bad = num.isna() & out[c].notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(f"{source}: row {i + 1}: column {c!r} is not a number: "
-                             f"{out[c].iloc[i]!r}")
-        out[c] = num
-    if "flops" not in out:
-        out["flops"] = 6.0 * out["params"] * out["tokens"]
-    else:
-        out["flops"] = pd.to_numeric(out["flops"], errors="coerce").fillna(
-            6.0 * out["params"] * out["tokens"])
-    if "step" not in out:
-        out["step"] = -1
-    out["step"] = pd.to_numeric(out["step"], errors="coerce").fillna(-1).astype(int)
-    return out
-
-
-def read_ladder(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a ladder table from CSV (optionally gzipped) or parquet and validate it."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such ladder table")
-    df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
-    return validate_ladder(df, source=str(p))
 
 
 # --------------------------------------------------------------------------- OLMo ladder
@@ -213,3 +144,8 @@ def load_gadre(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
                               "value": m["name"].map(c4).to_numpy(), "chance": np.nan}))
     return validate_ladder(pd.concat(rows, ignore_index=True).dropna(subset=["value"]),
                            source="gadre_scaling")
+
+
+#: Loader per public ladder name (``downstream ladder-table NAME``).
+LOADERS = {"olmo_ladder": load_olmo_ladder, "pythia": load_pythia,
+           "pythia_deduped": lambda d=None: load_pythia(d, deduped=True), "gadre": load_gadre}

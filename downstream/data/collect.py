@@ -10,7 +10,7 @@ value, before lm-eval's tracker would stringify them. Guards against lm-eval's s
 
 Examples
 --------
->>> from downstream.collect import task_names
+>>> from downstream.data.collect import task_names
 >>> task_names(["arc_easy"])
 ['arc_easy']
 """
@@ -21,11 +21,13 @@ import gc
 import logging
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pandas as pd
 
+from ..errors import CollectError
 from .ladder import Checkpoint
 from .records import ModelInfo, samples_to_records, task_info_from_config
 from .store import Store
@@ -33,10 +35,6 @@ from .store import Store
 __all__ = ["collect", "task_names", "CollectError"]
 
 log = logging.getLogger(__name__)
-
-
-class CollectError(ValueError):
-    """Bad collection request (the message names the checkpoint or task)."""
 
 
 def task_names(tasks: Sequence[str]) -> list[str]:
@@ -72,9 +70,9 @@ def _task_manager(tasks: Sequence[str], include_path: Sequence[str] | None):
     YAML files, without indexing lm-eval's ~15k built-in tasks unless a built-in name is asked."""
     from lm_eval.tasks import TaskManager
 
-    inc = [str(Path(p).resolve()) for p in include_path or []]
-    inc += [str(Path(t).resolve().parent) for t in tasks if Path(t).suffix in (".yaml", ".yml")]
-    inc = list(dict.fromkeys(inc)) or None
+    paths = [str(Path(p).resolve()) for p in include_path or []]
+    paths += [str(Path(t).resolve().parent) for t in tasks if Path(t).suffix in (".yaml", ".yml")]
+    inc = list(dict.fromkeys(paths)) or None
     names = task_names(tasks)
     tm = TaskManager(include_path=inc, include_defaults=False) if inc else None
     needs_builtin = [n for n in names if tm is None or n not in tm.all_tasks]

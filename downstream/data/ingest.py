@@ -10,7 +10,7 @@ written (every file is parsed completely before its records go to the store).
 
 Examples
 --------
->>> from downstream.ingest import find_sample_files
+>>> from downstream.data.ingest import find_sample_files
 >>> find_sample_files([])
 []
 """
@@ -23,14 +23,16 @@ import logging
 import math
 import os
 import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import orjson
 import pandas as pd
 
-from .records import ModelInfo, RecordError, TaskInfo, samples_to_records, task_info_from_config
+from ..errors import IngestError, RecordError
+from .records import ModelInfo, TaskInfo, samples_to_records, task_info_from_config
 from .store import Store
 
 __all__ = ["IngestError", "SampleFile", "find_sample_files", "read_samples", "parse_file",
@@ -40,10 +42,6 @@ log = logging.getLogger(__name__)
 
 _SAMPLES_RE = re.compile(r"^samples_(?P<task>.+)_(?P<ts>\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl(?:\.gz)?$")
 _RESULTS_RE = re.compile(r"^(?P<prefix>.*?)_?(?P<ts>\d{4}-\d{2}-\d{2}T[\d\-.]+)\.json$")
-
-
-class IngestError(ValueError):
-    """Malformed lm-eval output; the message names the file (and line)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +77,7 @@ def find_sample_files(paths: Iterable[str | os.PathLike]) -> list[SampleFile]:
     out = []
     for f in found:
         m = _SAMPLES_RE.match(f.name)
+        assert m is not None  # found only holds matching names
         ts = m.group("ts")
         res = None
         for cand in sorted(f.parent.glob(f"*{ts}.json")):

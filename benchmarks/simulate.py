@@ -1,4 +1,7 @@
-"""A per-item ladder simulator (always labelled SIMULATED) for tests and demos.
+"""A per-item ladder simulator (always labelled SIMULATED) for tests and benchmarks.
+
+Not part of the library: a simulated ladder checks that a method recovers planted parameters,
+never that it forecasts real models. Tests import it through ``tests/conftest.py``.
 
 Items belong to planted difficulty clusters; each item's expected score follows the COD law
 ``g + (1 - g) exp(-a C^-b - c)`` with item-level jitter around its cluster's parameters (C in
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .laws import CODLaw
+from downstream.fit.laws import CODLaw
 
 __all__ = ["SimulatedLadder", "simulate_ladder", "DEFAULT_CLUSTERS", "to_store_records"]
 
@@ -107,7 +110,7 @@ def simulate_ladder(*, n_items: int = 2000, n_models: int = 8, flops_range=(1e18
 
 def to_store_records(lad: SimulatedLadder) -> pd.DataFrame:
     """Store records (generate_until, passes as booleans) of a simulated ladder."""
-    from .schema import SCHEMA
+    from downstream.data.schema import SCHEMA
 
     r = lad.records
     out = pd.DataFrame({f.name: None for f in SCHEMA}, index=r.index)

@@ -1,4 +1,6 @@
-"""Tiny offline models and local lm-eval tasks (arithmetic), for tests, demos and the ladder recipe.
+"""Tiny offline models and local lm-eval tasks (arithmetic), for tests and the ladder recipe.
+
+Not part of the library (training code); tests import it through ``tests/conftest.py``.
 
 Everything is built locally: a character-level tokenizer trained with ``tokenizers`` (so no token
 can span lm-eval's context/continuation join), a small GPT-2 from ``transformers``, and task

@@ -13,6 +13,8 @@ parameters ``N`` and tokens ``D`` in units of 1e9.
 Examples
 --------
 >>> import numpy as np
+
+from ..errors import OptionError
 >>> law = get_law("power")
 >>> law
 PowerLaw: y = E + A * x^(-alpha)
@@ -23,10 +25,12 @@ PowerLaw: y = E + A * x^(-alpha)
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
+
+from ..errors import OptionError
 
 __all__ = ["Law", "get_law", "LAWS", "PowerLaw", "Chinchilla", "GadreExp", "LossSigmoid",
            "CODLaw", "PassUntilLaw", "DirectSigmoid"]
@@ -115,7 +119,7 @@ class PowerLaw(Law):
         return E + A * np.exp(-a * np.log(np.maximum(x, _EPS)))
 
     def jac(self, x, p):
-        E, A, a = p
+        _E, A, a = p
         lx = np.log(np.maximum(x, _EPS))
         t = np.exp(-a * lx)
         return np.stack([np.ones_like(x), t, -A * t * lx], axis=-1)
@@ -154,7 +158,7 @@ class Chinchilla(Law):
         return E + A * np.exp(-a * np.log(n)) + B * np.exp(-b * np.log(d))
 
     def jac(self, x, p):
-        E, A, a, B, b = p
+        _E, A, a, B, b = p
         ln, ld = np.log(np.maximum(x[:, 0], _EPS)), np.log(np.maximum(x[:, 1], _EPS))
         tn, td = np.exp(-a * ln), np.exp(-b * ld)
         return np.stack([np.ones(len(x)), tn, -A * tn * ln, td, -B * td * ld], axis=-1)
@@ -190,7 +194,7 @@ class GadreExp(Law):
         return e - k * np.exp(-g * x)
 
     def jac(self, x, p):
-        e, k, g = p
+        _e, k, g = p
         t = np.exp(-g * x)
         return np.stack([np.ones_like(x), -t, k * x * t], axis=-1)
 
@@ -221,7 +225,7 @@ class LossSigmoid(Law):
         return a * _sig(k * (x - L0)) + b
 
     def jac(self, x, p):
-        a, L0, k, b = p
+        a, L0, k, _b = p
         s = _sig(k * (x - L0))
         ds = s * (1 - s)
         return np.stack([s, -a * k * ds, a * (x - L0) * ds, np.ones_like(x)], axis=-1)
@@ -231,7 +235,7 @@ class LossSigmoid(Law):
                 "b": (0.0, 1.0)}
 
     def grid(self, x, y):
-        lo, hi = float(np.min(y)), float(np.max(y))
+        _lo, hi = float(np.min(y)), float(np.max(y))
         return {"a": [-0.5, -0.9], "L0": [float(np.percentile(x, q)) for q in (10, 50, 90)],
                 "k": [1.0, 3.0, 10.0], "b": [min(1.0, hi), 1.0]}
 
@@ -362,5 +366,5 @@ def get_law(name: str | Law) -> Law:
         return name
     try:
         return LAWS[name]()
-    except KeyError:
-        raise ValueError(f"unknown law {name!r}; known: {sorted(LAWS)}") from None
+    except (KeyError, TypeError):
+        raise OptionError(f"unknown law {name!r}; known: {sorted(LAWS)}") from None

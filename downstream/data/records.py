@@ -17,10 +17,14 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+
+from ..errors import RecordError
+from .tables import training_flops
 
 __all__ = [
     "RecordError",
@@ -36,10 +40,6 @@ _KNOWN_KEYS = {
     "doc_id", "doc", "target", "arguments", "resps", "filtered_resps", "filter", "metrics",
     "doc_hash", "prompt_hash", "target_hash",
 }
-
-
-class RecordError(ValueError):
-    """A sample could not be turned into a record (the message says which field and why)."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,8 @@ class ModelInfo:
 
     def resolved_flops(self) -> float:
         """Training compute: the given FLOPs, else 6·N·D (N = non-embedding params if known)."""
-        if math.isfinite(self.flops):
-            return self.flops
-        n = self.params_nonembed if math.isfinite(self.params_nonembed) else self.params
-        return 6.0 * n * self.tokens if math.isfinite(n) and math.isfinite(self.tokens) else math.nan
+        return float(training_flops(self.params, self.tokens, params_nonembed=self.params_nonembed,
+                                    flops=self.flops))
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

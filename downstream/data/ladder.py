@@ -30,15 +30,15 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+from ..errors import LadderError
+from .tables import training_flops
 
 __all__ = ["Checkpoint", "Ladder", "LadderError"]
-
-
-class LadderError(ValueError):
-    """A ladder file is malformed (the message names the file and field)."""
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,8 @@ class Checkpoint:
     @property
     def flops(self) -> float:
         """Training compute: as given, else 6·N·D with N non-embedding when known."""
-        if math.isfinite(self.flops_given):
-            return self.flops_given
-        n = self.params_nonembed if math.isfinite(self.params_nonembed) else self.params
-        return 6.0 * n * self.tokens
+        return float(training_flops(self.params, self.tokens, params_nonembed=self.params_nonembed,
+                                    flops=self.flops_given))
 
 
 def _f(x: Any, where: str) -> float:
@@ -94,7 +92,7 @@ class Ladder:
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any], *, base: Path | None = None,
-                  source: str = "<ladder>") -> "Ladder":
+                  source: str = "<ladder>") -> Ladder:
         """Build from a parsed YAML mapping; relative paths resolve against ``base``."""
         from .ingest import step_from_label
 
@@ -134,7 +132,7 @@ class Ladder:
         return cls(tuple(out))
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "Ladder":
+    def from_yaml(cls, path: str | os.PathLike) -> Ladder:
         """Read a ladder YAML file."""
         import yaml
 

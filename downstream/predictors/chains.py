@@ -18,14 +18,18 @@ Examples
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from .estimator import Prediction
-from .fitting import FitError, fit_law
-from .laws import get_law
+from .._validation import Interval, check_fitted, validate_options
+from ..data.tables import last_checkpoints, training_flops
+from ..errors import FitError
+from ..fit.engine import fit_law
+from ..fit.laws import get_law
+from ..fit.prediction import Prediction
 
 __all__ = ["TwoStepChain", "ClusterTwoStep", "run_points", "checkpoint_points"]
 
@@ -36,10 +40,8 @@ _UNIT = 1e9
 
 def run_points(loss: pd.DataFrame, last_k: int = 5) -> pd.DataFrame:
     """One point per run: mean of the last ``last_k`` checkpoints' value; N and D of the last."""
-    loss = loss.sort_values(["run", "step"])
-    g = loss.groupby("run", sort=True)
-    out = g.tail(last_k).groupby("run").agg(value=("value", "mean"))
-    last = g.tail(1).set_index("run")[["params", "tokens"]]
+    out = last_checkpoints(loss, last_k).groupby("run").agg(value=("value", "mean"))
+    last = last_checkpoints(loss, 1).set_index("run")[["params", "tokens"]]
     return out.join(last).reset_index()
 
 
@@ -50,7 +52,7 @@ def checkpoint_points(loss: pd.DataFrame, acc: pd.DataFrame, *, moving_avg: int 
     m = loss.merge(acc, on=["run", "step"], suffixes=("_loss", "_acc"))
     m = m.sort_values(["run", "step"])
     parts = []
-    for run, g in m.groupby("run", sort=True):
+    for _run, g in m.groupby("run", sort=True):
         g = g.copy()
         g["L"] = g["value_loss"].rolling(moving_avg, min_periods=1).mean()
         g["A"] = g["value_acc"].rolling(moving_avg, min_periods=1).mean()
@@ -83,7 +85,8 @@ class TwoStepChain(BaseEstimator):
     """
 
     def __init__(self, *, last_k: int = 5, moving_avg: int = 5, skip_frac: float = 0.1,
-                 ideal_point: bool = True, step1: str = "chinchilla", n_bootstrap: int = 200, random_state: int = 0) -> None:
+                 ideal_point: bool = True, step1: str = "chinchilla", n_bootstrap: int = 200,
+                 random_state: int = 0) -> None:
         self.last_k = last_k
         self.moving_avg = moving_avg
         self.skip_frac = skip_frac
@@ -92,16 +95,19 @@ class TwoStepChain(BaseEstimator):
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
 
+    _options: ClassVar[dict] = {"last_k": Interval(int, 1, None), "moving_avg": Interval(int, 1, None),
+                "skip_frac": Interval(float, 0, 1, closed=True), "ideal_point": (True, False),
+                "step1": ("chinchilla", "power_compute"), "n_bootstrap": Interval(int, 0, None),
+                "random_state": Interval(int, 0, None)}
+
     def _law1(self):
-        if self.step1 not in ("chinchilla", "power_compute"):
-            raise ValueError(f"step1 must be 'chinchilla' or 'power_compute', got {self.step1!r}")
         return get_law("chinchilla" if self.step1 == "chinchilla" else "power")
 
     def _X1(self, params, tokens) -> np.ndarray:
         params, tokens = np.atleast_1d(params).astype(float), np.atleast_1d(tokens).astype(float)
         if self.step1 == "chinchilla":
             return np.c_[params / _UNIT, tokens / _UNIT]
-        return 6.0 * params * tokens / 1e18
+        return training_flops(params, tokens) / 1e18
 
     def _fit_once(self, pts1: pd.DataFrame, pts2: pd.DataFrame, start1=None, start2=None):
         law1, law2 = self._law1(), get_law("loss_sigmoid")
@@ -113,9 +119,10 @@ class TwoStepChain(BaseEstimator):
         r2 = fit_law(law2, L, A, max_starts=36, starts=start2)
         return r1, r2
 
-    def fit(self, loss: pd.DataFrame, acc: pd.DataFrame) -> "TwoStepChain":
+    def fit(self, loss: pd.DataFrame, acc: pd.DataFrame) -> TwoStepChain:
         """Fit on ladder-table rows of one task: ``loss`` (metric bpb/loss) and ``acc`` rows
         (columns run, step, params, tokens, value)."""
+        validate_options(self)
         p1 = run_points(loss, self.last_k)
         p2 = checkpoint_points(loss, acc, moving_avg=self.moving_avg, skip_frac=self.skip_frac)
         self.step1_, self.step2_ = self._fit_once(p1, p2)
@@ -143,14 +150,17 @@ class TwoStepChain(BaseEstimator):
 
     def predict_loss(self, params, tokens) -> np.ndarray:
         """Step 1 alone: task loss at (N, D)."""
+        check_fitted(self, ["step1_"])
         return self.step1_.predict(self._X1(params, tokens))
 
     def predict(self, params, tokens) -> np.ndarray:
         """Chained accuracy forecast at (N, D)."""
+        check_fitted(self, ["step2_"])
         return self.step2_.predict(self.predict_loss(params, tokens))
 
     def get_prediction(self, params, tokens) -> Prediction:
         """Chained forecast with bootstrap samples (curve, and a new run)."""
+        check_fitted(self, ["step1_"])
         law1, law2 = self._law1(), get_law("loss_sigmoid")
         X = self._X1(params, tokens)
         mean = self.predict(params, tokens)
@@ -183,6 +193,11 @@ class ClusterTwoStep(BaseEstimator):
         Smaller groups are merged into the outlier group.
     """
 
+    _options: ClassVar[dict] = {"step1": ("chinchilla", "power_compute"), "last_k": Interval(int, 1, None),
+                "moving_avg": Interval(int, 1, None), "skip_frac": Interval(float, 0, 1),
+                "min_group": Interval(int, 1, None), "n_bootstrap": Interval(int, 0, None),
+                "random_state": Interval(int, 0, None)}
+
     def __init__(self, *, step1: str = "power_compute", last_k: int = 2, moving_avg: int = 1,
                  skip_frac: float = 0.0, min_group: int = 30, n_bootstrap: int = 100,
                  random_state: int = 0) -> None:
@@ -194,10 +209,12 @@ class ClusterTwoStep(BaseEstimator):
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
 
-    def fit(self, df: pd.DataFrame) -> "ClusterTwoStep":
+    def fit(self, df: pd.DataFrame) -> ClusterTwoStep:
         """Fit on derived store records of one multiple-choice task (needs ``bpb``, ``acc_ll``,
         ``p_gold``)."""
-        from .cod import difficulty_features, improved_meanshift
+        validate_options(self)
+        from .clustering import improved_meanshift
+        from .features import difficulty_features
 
         f = difficulty_features(df, score="p_gold", smooth=self.last_k)
         labels, _ = improved_meanshift(f.X, random_state=self.random_state)
@@ -228,6 +245,7 @@ class ClusterTwoStep(BaseEstimator):
 
     def get_prediction(self, params, tokens) -> Prediction:
         """Item-weighted forecast over the groups, with combined bootstrap samples."""
+        check_fitted(self, ["chains_"])
         w = np.array([n for _, n in self.groups_], float)
         w /= w.sum()
         preds = [ch.get_prediction(params, tokens) for ch in self.chains_]

@@ -9,7 +9,7 @@ starts and, plainly, when a fit failed or is unidentifiable — never a silent N
 Examples
 --------
 >>> import numpy as np
->>> from downstream.laws import get_law
+>>> from downstream.fit.laws import get_law
 >>> x = np.logspace(-2, 2, 8); law = get_law("power")
 >>> y = law(x, {"E": 1.7, "A": 0.8, "alpha": 0.3})
 >>> r = fit_law(law, x, y)
@@ -26,15 +26,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize
 
+from ..errors import FitError, OptionError
 from .laws import Law, get_law
 
-__all__ = ["FitResult", "FitError", "fit_law", "huber", "objective_and_grad"]
+__all__ = ["FitResult", "FitError", "fit_law", "fit_law_batch", "huber", "objective_and_grad"]
 
 log = logging.getLogger(__name__)
-
-
-class FitError(ValueError):
-    """The data cannot support a fit (too few points, flat or invalid values)."""
 
 
 def huber(r: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
@@ -139,6 +136,16 @@ def objective_and_grad(theta: np.ndarray, law: Law, x: np.ndarray, y: np.ndarray
     return val, g_nat[free]
 
 
+def _check_residual(law: Law, residual: str | None, delta: float | None) -> tuple[str, float]:
+    residual = residual or law.residual
+    if residual not in ("log", "linear"):
+        raise OptionError(f"residual={residual!r} is not one of ['log', 'linear']")
+    delta = law.delta if delta is None else float(delta)
+    if not (np.isfinite(delta) and delta > 0):
+        raise OptionError(f"delta={delta!r} must be a positive number (the Huber threshold)")
+    return residual, delta
+
+
 def fit_law(law: Law | str, x, y, *, weights=None, residual: str | None = None,
             delta: float | None = None, fixed: dict[str, float] | None = None,
             bounds: dict[str, tuple[float, float]] | None = None,
@@ -179,8 +186,7 @@ def fit_law(law: Law | str, x, y, *, weights=None, residual: str | None = None,
     y = np.asarray(y, dtype=float)
     if law.n_inputs == 2 and (x.ndim != 2 or x.shape[1] != 2):
         raise FitError(f"{law.name}: x must have shape (n, 2), got {x.shape}")
-    residual = residual or law.residual
-    delta = law.delta if delta is None else float(delta)
+    residual, delta = _check_residual(law, residual, delta)
     fixed = dict(fixed or {})
     unknown = set(fixed) - set(law.param_names)
     if unknown:
@@ -189,10 +195,9 @@ def fit_law(law: Law | str, x, y, *, weights=None, residual: str | None = None,
     n_free = int(free.sum())
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
     ok = np.isfinite(y) & np.all(np.isfinite(x.reshape(len(y), -1)), axis=1) & (w > 0)
-    if residual == "log":
-        if np.any(ok & (y <= 0)):
-            raise FitError(f"{law.name}: log residuals need positive targets; got "
-                           f"{int(np.sum(ok & (y <= 0)))} value(s) <= 0")
+    if residual == "log" and np.any(ok & (y <= 0)):
+        raise FitError(f"{law.name}: log residuals need positive targets; got "
+                       f"{int(np.sum(ok & (y <= 0)))} value(s) <= 0")
     x, y, w = x[ok], y[ok], w[ok]
     if len(y) < n_free:
         raise FitError(f"{law.name}: {len(y)} usable point(s) for {n_free} free parameters; "
@@ -236,7 +241,8 @@ def fit_law(law: Law | str, x, y, *, weights=None, residual: str | None = None,
                 # ftol=0 often ends in a line-search stop at machine precision: accept it when
                 # the projected gradient is negligible
                 g = np.asarray(res.jac, dtype=float)
-                lo_t = np.array([t[0] for t in tb]); hi_t = np.array([t[1] for t in tb])
+                lo_t = np.array([t[0] for t in tb])
+                hi_t = np.array([t[1] for t in tb])
                 g = np.where((res.x <= lo_t) & (g > 0), 0.0, g)
                 g = np.where((res.x >= hi_t) & (g < 0), 0.0, g)
                 conv = bool(np.max(np.abs(g)) <= 1e-6 * (1.0 + abs(fun)) + 1e-10)
@@ -307,8 +313,7 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
     Y = np.atleast_2d(np.asarray(Y, float))
     B, n = Y.shape
     X = np.broadcast_to(np.asarray(x, float), (B, n))
-    residual = residual or law.residual
-    delta = law.delta if delta is None else float(delta)
+    residual, delta = _check_residual(law, residual, delta)
     fixed = dict(fixed or {})
     P = len(law.param_names)
     W = np.ones((B, n)) if weights is None else np.broadcast_to(np.asarray(weights, float), (B, n))

@@ -12,7 +12,9 @@ accuracy. Slopes can be shrunk toward the task-wide slope of gold / wrong choice
 
 Examples
 --------
->>> import numpy as np
+>>> from typing import ClassVar
+
+import numpy as np
 >>> ll = np.array([[[-3.0, -2.0, -1.0], [-2.0, -2.1, -2.2]]])  # 1 item, 2 choices, 3 models
 >>> ch = PerItemChain(n_draws=0).fit_arrays(ll, gold=np.array([0]), compute=np.array([1e18, 1e19, 1e20]))
 >>> round(float(ch.slopes_[0, 0]), 3)
@@ -21,12 +23,16 @@ Examples
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
-from .estimator import Prediction
-from .schema import padded
+from .._validation import Interval, check_fitted, validate_options
+from ..data.schema import padded
+from ..data.tables import last_checkpoints
+from ..fit.prediction import Prediction
 
 __all__ = ["PerItemChain", "choice_tensor"]
 
@@ -36,7 +42,7 @@ def choice_tensor(df: pd.DataFrame, *, runs: list[str] | None = None, smooth: in
     (ascending) and doc ids from store records of one multiple-choice task; each model's last
     ``smooth`` checkpoints are averaged."""
     d = df if runs is None else df[df["run"].isin(runs)]
-    steps = d[["run", "step"]].drop_duplicates().sort_values(["run", "step"]).groupby("run").tail(smooth)
+    steps = last_checkpoints(d[["run", "step"]].drop_duplicates(), smooth)
     d = d.merge(steps, on=["run", "step"])
     comp = d.groupby("run")["flops"].max().sort_values()
     docs = np.sort(d["doc_id"].unique())
@@ -79,6 +85,9 @@ class PerItemChain(BaseEstimator):
     sigma_ : (items, choices) residual scale of each fit
     """
 
+    _options: ClassVar[dict] = {"shrink": Interval(float, 0, 1), "n_draws": Interval(int, 0, None),
+                "n_bootstrap": Interval(int, 0, None), "random_state": Interval(int, 0, None)}
+
     def __init__(self, *, shrink: float = 0.0, n_draws: int = 200, n_bootstrap: int = 100,
                  random_state: int = 0) -> None:
         self.shrink = shrink
@@ -113,8 +122,9 @@ class PerItemChain(BaseEstimator):
             a = np.nanmean(T, axis=-1) - b * x.mean()
         return a, b, s
 
-    def fit_arrays(self, T: np.ndarray, gold: np.ndarray, compute: np.ndarray) -> "PerItemChain":
+    def fit_arrays(self, T: np.ndarray, gold: np.ndarray, compute: np.ndarray) -> PerItemChain:
         """Fit from a (items, choices, models) tensor, gold indices and model compute."""
+        validate_options(self)
         self.c_ref_ = float(np.exp(np.mean(np.log(compute))))
         x = np.log(np.asarray(compute, float) / self.c_ref_)
         self._T, self._gold, self._x = T, np.asarray(gold, int), x
@@ -129,7 +139,7 @@ class PerItemChain(BaseEstimator):
             self._boot.append(self._fit(T[..., pick], self._gold, x[pick]))
         return self
 
-    def fit(self, df: pd.DataFrame, *, runs: list[str] | None = None, smooth: int = 1) -> "PerItemChain":
+    def fit(self, df: pd.DataFrame, *, runs: list[str] | None = None, smooth: int = 1) -> PerItemChain:
         """Fit from store records of one multiple-choice task."""
         T, gold, comp, docs = choice_tensor(df, runs=runs, smooth=smooth)
         self.doc_ids_ = docs
@@ -138,7 +148,7 @@ class PerItemChain(BaseEstimator):
     def _expected_acc(self, a, b, s, xt, rng) -> float:
         mu = a + b * xt
         mu = np.where(np.isfinite(mu), mu, -np.inf)
-        rows = np.arange(len(self._gold))
+        np.arange(len(self._gold))
         valid = (self._gold >= 0) & (self._gold < mu.shape[1])
         if self.n_draws <= 0:
             return float(np.mean(np.argmax(mu, axis=1)[valid] == self._gold[valid]))
@@ -150,6 +160,7 @@ class PerItemChain(BaseEstimator):
 
     def item_probabilities(self, compute: float) -> np.ndarray:
         """(items, choices) renormalised choice probabilities predicted at ``compute``."""
+        check_fitted(self, ["slopes_"])
         xt = np.log(compute / self.c_ref_)
         mu = self.intercepts_ + self.slopes_ * xt
         mu = np.where(np.isfinite(mu), mu, -np.inf)
@@ -159,6 +170,7 @@ class PerItemChain(BaseEstimator):
 
     def predict(self, compute) -> np.ndarray:
         """Expected accuracy at each target compute."""
+        check_fitted(self, ["slopes_"])
         rng = np.random.default_rng(self.random_state + 11)
         return np.array([self._expected_acc(self.intercepts_, self.slopes_, self.sigma_,
                                             np.log(c / self.c_ref_), rng)

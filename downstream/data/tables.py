@@ -1,0 +1,127 @@
+"""The generic aggregate ladder table: format, reading, validation, and its two shared rules.
+
+Ladder table (long format; CSV or parquet)
+-------------------------------------------
+One row per (run, checkpoint, task, metric)::
+
+    run, params, tokens, [flops], [step], task, metric, value
+
+``params`` = parameters N (non-embedding when the source gives it; say so in ``params_kind``
+if you keep both), ``tokens`` = tokens seen D, ``flops`` = training compute (6ND when absent),
+``step`` = checkpoint step (absent = final). Validation losses are rows with a metric such as
+``loss`` on a task named like ``val/c4``. Optional columns: ``shots``, ``chance`` (random-guess
+accuracy of the task), ``is_target`` (documentation only; backtests choose held-out rows by
+rule).
+
+Loaders of the public ladders are in :mod:`downstream.data.public`.
+
+Examples
+--------
+>>> import pandas as pd
+>>> t = validate_ladder(pd.DataFrame({"run": ["a"], "params": [1e6], "tokens": [2e7],
+...     "task": ["x"], "metric": ["acc"], "value": [0.3]}))
+>>> float(t["flops"].iloc[0])
+120000000000000.0
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["LADDER_COLUMNS", "read_ladder", "validate_ladder", "CHANCE", "training_flops",
+           "last_checkpoints"]
+
+LADDER_COLUMNS = ("run", "params", "tokens", "flops", "step", "task", "metric", "value")
+REQUIRED = ("run", "params", "tokens", "task", "metric", "value")
+
+#: Random-guess accuracy per task (used as floors and for the "at chance" checks).
+CHANCE = {
+    "mmlu": 0.25, "hellaswag": 0.25, "arc_challenge": 0.25, "arc_easy": 0.25, "piqa": 0.5,
+    "csqa": 0.2, "socialiqa": 1 / 3, "openbookqa": 0.25, "winogrande": 0.5, "sciq": 0.25,
+    "lambada_openai": 0.0, "boolq": 0.5, "mmlu_avg57": 0.25, "logiqa": 0.25, "wsc": 0.5,
+}
+
+
+def training_flops(params, tokens, *, params_nonembed=None, flops=None):
+    """Training compute: ``flops`` where given, else ``6 * N * D`` with N the non-embedding
+    parameters where known, else the total. The one place the 6ND fallback is written.
+
+    Works on scalars, numpy arrays and pandas Series (NaN where nothing is known).
+
+    Examples
+    --------
+    >>> float(training_flops(1e6, 2e7))
+    120000000000000.0
+    >>> float(training_flops(1e6, 2e7, params_nonembed=5e5, flops=float("nan")))
+    60000000000000.0
+    """
+    n = params if params_nonembed is None else _fill(params_nonembed, params)
+    six_nd = 6.0 * n * tokens
+    return six_nd if flops is None else _fill(flops, six_nd)
+
+
+def _fill(x, other):
+    if isinstance(x, pd.Series):
+        return x.fillna(other if not isinstance(other, pd.Series) else other.reindex(x.index))
+    x = np.asarray(x, dtype=float)
+    out = np.where(np.isfinite(x), x, other)
+    return out if out.ndim else float(out)
+
+
+def last_checkpoints(df: pd.DataFrame, k: int = 1, *, by: str | list[str] = "run",
+                     order: str = "step") -> pd.DataFrame:
+    """Each run's last ``k`` checkpoints (rows sorted by ``order`` within ``by``): the one
+    place the "last k checkpoints per run" rule is written.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"run": ["a", "a", "a", "b"], "step": [3, 1, 2, 5], "value": [3, 1, 2, 5]})
+    >>> last_checkpoints(t, 2)["value"].tolist()
+    [2, 3, 5]
+    """
+    keys = [by] if isinstance(by, str) else list(by)
+    return df.sort_values([*keys, order]).groupby(keys, sort=False).tail(k)
+
+
+def validate_ladder(df: pd.DataFrame, *, source: str = "<table>") -> pd.DataFrame:
+    """Check a ladder table and fill ``flops`` (6ND) and ``step`` (-1) when absent.
+
+    Raises
+    ------
+    ValueError
+        Naming the source, the missing column or the first bad row.
+    """
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise ValueError(f"{source}: ladder table lacks column(s) {missing}; needs "
+                         f"{list(REQUIRED)} (+ optional flops, step)")
+    out = df.copy()
+    for c in ("params", "tokens", "value"):
+        num = pd.to_numeric(out[c], errors="coerce")
+        bad = num.isna() & out[c].notna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ValueError(f"{source}: row {i + 1}: column {c!r} is not a number: "
+                             f"{out[c].iloc[i]!r}")
+        out[c] = num
+    given = pd.to_numeric(out["flops"], errors="coerce") if "flops" in out else None
+    out["flops"] = training_flops(out["params"], out["tokens"], flops=given)
+    if "step" not in out:
+        out["step"] = -1
+    out["step"] = pd.to_numeric(out["step"], errors="coerce").fillna(-1).astype(int)
+    return out
+
+
+def read_ladder(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a ladder table from CSV (optionally gzipped) or parquet and validate it."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such ladder table")
+    df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    return validate_ladder(df, source=str(p))
+
+

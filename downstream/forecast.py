@@ -1,0 +1,164 @@
+"""Stage 6 — forecasts: fit a method on a task's training runs and forecast target sizes.
+
+:func:`forecast_task` is the primitive (one task, one method); :func:`forecast_table` and
+:func:`forecast_store` run it over the tasks of a ladder table or a per-item store. Scores are
+fractions (0-1). A method that cannot run, or fails, gives a row with NaN and the reason in
+``note``; the no-signal guard answers "at chance" instead of extrapolating a trend that is not
+there.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> from downstream.methods import TaskData
+>>> C = np.logspace(19, 21, 6)
+>>> score = pd.DataFrame({"run": [f"m{i}" for i in range(6)], "step": 1, "params": C / 6e10,
+...                       "tokens": 1e10, "flops": C, "value": 0.25 + 0.05 * np.arange(6)})
+>>> out = forecast_task(TaskData(task="t", score=score, chance=0.25),
+...                     pd.DataFrame({"target": ["big"], "params": [1e12], "tokens": [1e10],
+...                                   "flops": [6e22]}), method="no_fit")
+>>> out[["task", "target", "method", "forecast"]].to_dict("records")
+[{'task': 't', 'target': 'big', 'method': 'no_fit', 'forecast': 0.5}]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .methods.base import METHODS, Method, make_method
+from .methods.data import TaskData, store_task_data, task_data
+from .methods.defaults import default_method, no_signal
+from .methods.rolling import RollingOriginInterval
+
+__all__ = ["forecast_task", "forecast_table", "forecast_store", "build_method", "run_method",
+           "FORECAST_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+FORECAST_COLUMNS = ["task", "target", "method", "forecast", "lo90", "hi90", "used", "note"]
+
+
+def build_method(name: str, *, n_bootstrap: int = 200, random_state: int = 0,
+                 calibrate: bool = True) -> Method:
+    """A method by name; with ``calibrate``, its interval widened by its rolling-origin error on
+    the training runs (methods that calibrate themselves are told whether to widen)."""
+    cls = METHODS.get(name) or type(make_method(name))
+    if getattr(cls, "calibrated", False):
+        return make_method(name, n_bootstrap=n_bootstrap, random_state=random_state,
+                           widen=calibrate)
+    if calibrate:
+        return RollingOriginInterval(name, n_bootstrap=n_bootstrap, random_state=random_state)
+    return make_method(name, n_bootstrap=n_bootstrap, random_state=random_state)
+
+
+def _at_chance_top(data: TaskData) -> float:
+    """Upper end of the 'at chance' interval: the best small model plus 3 points of noise."""
+    best = float(data.score.sort_values("step").groupby("run").tail(3)["value"].max())
+    return max(best, data.chance) + 0.03
+
+
+def _rows(n: int, predicted: Any, lo: Any, hi: Any, note: str) -> pd.DataFrame:
+    return pd.DataFrame({"predicted": predicted, "lo90": lo, "hi90": hi, "note": note},
+                        index=range(n))
+
+
+def run_method(name: str, m: Method, data: TaskData, targets: pd.DataFrame, *,
+               guard: str | None = None) -> pd.DataFrame:
+    """Fit ``m`` on ``data`` and forecast ``targets``, never raising: a method that cannot run
+    or fails gives NaN rows with the reason in ``note``; ``guard`` (the no-signal reason) answers
+    chance for the methods that extrapolate the aggregate score (``guarded``). Columns
+    predicted, lo90, hi90, note, lo90_boot, hi90_boot (the interval before rolling-origin
+    widening)."""
+    n = len(targets)
+    why = m.unavailable(data)
+    cls = METHODS.get(name)
+    if why is None and guard is not None and getattr(cls, "guarded", name != "no_fit"):
+        pred = _rows(n, data.chance, data.chance, float(_at_chance_top(data)), guard)
+    elif why is None:
+        try:
+            pred = m.fit(data).predict(targets)
+        except Exception as exc:  # a method failing must not sink the whole table
+            log.warning("%s on %s failed: %s", name, data.task, exc)
+            pred = _rows(n, np.nan, np.nan, np.nan, f"failed: {exc}")
+    else:
+        pred = _rows(n, np.nan, np.nan, np.nan, f"cannot run: {why}")
+    for c in ("lo90", "hi90"):
+        if c + "_boot" not in pred:
+            pred[c + "_boot"] = pred[c]
+    return pred.reset_index(drop=True)
+
+
+def _used(data: TaskData, name: str) -> str:
+    used = f"{data.score['run'].nunique()} models, {len(data.score)} points"
+    if data.items is not None:
+        used += f", {data.items['doc_id'].nunique()} items"
+    if data.loss_kind and name in ("two_step", "gadre_exp"):
+        used += f", intermediate {data.loss_kind}"
+    return used
+
+
+def forecast_task(data: TaskData, targets: pd.DataFrame, *, method: str | None = None,
+                  n_bootstrap: int = 200, calibrate: bool = True) -> pd.DataFrame:
+    """Forecast ``targets`` (target, params, tokens, flops) for one task with one method
+    (default: the documented rule, :func:`~downstream.methods.defaults.default_method`).
+
+    Returns
+    -------
+    DataFrame with columns task, target, method, forecast, lo90, hi90, used, note (fractions).
+    """
+    name = method or default_method(data)
+    m = build_method(name, n_bootstrap=n_bootstrap, calibrate=calibrate)
+    pred = run_method(name, m, data, targets, guard=no_signal(data))
+    return pd.DataFrame({"task": data.task, "target": targets["target"].to_numpy(), "method": name,
+                         "forecast": pred["predicted"].to_numpy(), "lo90": pred["lo90"].to_numpy(),
+                         "hi90": pred["hi90"].to_numpy(), "used": _used(data, name),
+                         "note": pred["note"].to_numpy()}, columns=FORECAST_COLUMNS)
+
+
+def _progress(it: Iterable, desc: str, progress: bool) -> Iterable:
+    from tqdm.auto import tqdm
+
+    return tqdm(list(it), desc=desc, disable=not progress)
+
+
+def forecast_table(table: pd.DataFrame, targets: pd.DataFrame, *,
+                   tasks: Sequence[str] | None = None, metric: str = "acc",
+                   methods: Sequence[str] | None = None, min_step: int | None = None,
+                   n_bootstrap: int = 200, calibrate: bool = True,
+                   progress: bool = False) -> pd.DataFrame:
+    """Forecast every task of a ladder table (``methods``: default = the documented rule)."""
+    tasks = list(tasks or sorted(table.loc[(table["metric"] == metric)
+                                           & ~table["task"].str.startswith("val/"), "task"].unique()))
+    parts: list[pd.DataFrame] = []
+    for task in _progress(tasks, "forecast", progress):
+        data = task_data(table, task, metric=metric, min_step=min_step)
+        for m in (list(methods) if methods else [None]):
+            parts.append(forecast_task(data, targets, method=m, n_bootstrap=n_bootstrap,
+                                       calibrate=calibrate))
+    return pd.concat(parts, ignore_index=True)
+
+
+def forecast_store(store: Any, targets: pd.DataFrame, *, tasks: Sequence[str] | None = None,
+                   methods: Sequence[str] | None = None, runs: Sequence[str] | None = None,
+                   n_bootstrap: int = 200, calibrate: bool = True,
+                   progress: bool = False) -> pd.DataFrame:
+    """Forecast every task of a per-item store (a :class:`~downstream.data.store.Store` or its
+    folder); ``runs`` restricts the models fitted on (default all)."""
+    from .data.store import Store
+
+    st = store if isinstance(store, Store) else Store(store)
+    files = st.list()
+    all_tasks = sorted(files["task"].unique())
+    tasks = list(tasks or all_tasks)
+    parts: list[pd.DataFrame] = []
+    for task in _progress(tasks, "forecast", progress):
+        data = store_task_data(st.load(tasks=[task], with_derived=True), runs=runs)
+        for m in (list(methods) if methods else [None]):
+            parts.append(forecast_task(data, targets, method=m, n_bootstrap=n_bootstrap,
+                                       calibrate=calibrate))
+    return pd.concat(parts, ignore_index=True)
+

@@ -1,0 +1,165 @@
+"""The method contract: what backtests and forecasts accept, and the registry of methods.
+
+A method is a small object with four members (see :class:`Method`):
+
+``name``
+    its registry name;
+``unavailable(data)``
+    why it cannot run on this :class:`~downstream.methods.data.TaskData` (a sentence), or None;
+``fit(data)``
+    fits it on the training runs and returns it;
+``predict(targets)``
+    forecasts the target rows (columns ``params, tokens, flops``) and returns a DataFrame with
+    ``predicted, lo90, hi90, note`` (scores as fractions 0-1; ``lo90/hi90`` the 90% new-run
+    interval, NaN when the method gives none).
+
+Both data kinds go through the same contract: an aggregate ladder table's task and a per-item
+store's task are both a ``TaskData`` (the store's also carries its ``items``). Adding a method
+is one class in one file::
+
+    @register
+    class MyMethod(BaseMethod):
+        name = "my_method"
+        data_kinds = ("table", "items")      # which data it is listed for by default
+        def fit(self, data): ...; return self
+        def predict(self, targets): return result_frame(mean, lo, hi, note="...")
+
+Examples
+--------
+>>> make_method("no_fit").name
+'no_fit'
+>>> sorted(METHODS, key=lambda n: METHODS[n].rank)[:3]
+['no_fit', 'direct_sigmoid', 'gadre_exp']
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from .._validation import Interval, check_fitted, validate_options
+from ..errors import OptionError
+
+if TYPE_CHECKING:
+    from .data import TaskData
+
+__all__ = ["Method", "BaseMethod", "METHODS", "register", "make_method", "result_frame",
+           "methods_for"]
+
+
+@runtime_checkable
+class Method(Protocol):
+    """What backtests and forecasts accept (any object with these members)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def unavailable(self, data: TaskData) -> str | None: ...
+
+    def fit(self, data: TaskData) -> Method: ...
+
+    def predict(self, targets: pd.DataFrame) -> pd.DataFrame: ...
+
+
+#: Registered methods by name (see ``rank`` for their order in backtest tables).
+METHODS: dict[str, type[BaseMethod]] = {}
+
+M = TypeVar("M", bound=type["BaseMethod"])
+
+
+def register(cls: M) -> M:
+    """Class decorator: add a method to :data:`METHODS` under its ``name``."""
+    if not getattr(cls, "name", None):
+        raise TypeError(f"{cls.__name__}: a registered method needs a class attribute 'name'")
+    if cls.name in METHODS and METHODS[cls.name] is not cls:
+        raise TypeError(f"method name {cls.name!r} is registered twice "
+                        f"({METHODS[cls.name].__name__} and {cls.__name__})")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def _ensure_registered() -> None:
+    # importing the modules registers their methods
+    from . import items, rolling, table  # noqa: F401
+
+
+def make_method(name: str, **kw: Any) -> BaseMethod:
+    """A method by registry name; keywords go to its constructor (``n_bootstrap``,
+    ``random_state``, ...)."""
+    _ensure_registered()
+    if name not in METHODS:
+        raise OptionError(f"unknown method {name!r}; known: {sorted(METHODS)}")
+    return METHODS[name](**kw)
+
+
+def methods_for(data: TaskData) -> list[str]:
+    """Names of the methods listed by default for this data's kind (``table`` or ``items``),
+    ordered by their ``rank`` (baselines first)."""
+    _ensure_registered()
+    names = [n for n, c in METHODS.items() if data.kind in c.data_kinds]
+    return sorted(names, key=lambda n: METHODS[n].rank)
+
+
+def result_frame(predicted, lo=np.nan, hi=np.nan, note: str = "", n: int | None = None) -> pd.DataFrame:
+    """The frame ``predict`` returns: ``predicted, lo90, hi90, note`` (broadcast to ``n`` rows)."""
+    p = np.asarray(predicted, float)
+    n = int(p.size if n is None else n)
+    cast = [np.broadcast_to(np.asarray(v, float), (n,)).copy() for v in (predicted, lo, hi)]
+    return pd.DataFrame({"predicted": cast[0], "lo90": cast[1], "hi90": cast[2], "note": note})
+
+
+class BaseMethod:
+    """Shared manners of the registered methods: keyword-only options validated at ``fit``,
+    :class:`~downstream.errors.NotFittedError` before ``fit``, ``predict`` never changes state.
+
+    Subclasses set ``name`` and ``data_kinds`` and implement ``_fit`` and ``_predict``.
+    """
+
+    name: ClassVar[str] = ""
+    #: data kinds the method is listed for by default: "table" (aggregate ladder tables),
+    #: "items" (per-item stores)
+    data_kinds: ClassVar[tuple[str, ...]] = ("table", "items")
+    #: position in backtest tables (baselines first; methods of your own go last by default)
+    rank: ClassVar[int] = 1000
+    #: True when predict() already returns the rolling-origin-widened interval
+    calibrated: ClassVar[bool] = False
+    #: True when the no-signal guard applies: the method extrapolates the aggregate score, so
+    #: without a trend above chance it answers chance instead (per-item methods read their
+    #: signal from the items and are not guarded)
+    guarded: ClassVar[bool] = True
+    _options: ClassVar[dict] = {"n_bootstrap": Interval(int, 0, None),
+                                "random_state": Interval(int, 0, None)}
+
+    def __init__(self, *, n_bootstrap: int = 200, random_state: int = 0) -> None:
+        self.n_bootstrap = n_bootstrap
+        self.random_state = random_state
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_bootstrap={self.n_bootstrap}, random_state={self.random_state})"
+
+    def unavailable(self, data: TaskData) -> str | None:
+        """Why the method cannot run on ``data`` (a sentence), or None."""
+        return None
+
+    def fit(self, data: TaskData) -> BaseMethod:
+        """Fit on the training runs of ``data``; returns self."""
+        validate_options(self)
+        why = self.unavailable(data)
+        if why is not None:
+            raise OptionError(f"method {self.name!r} cannot run on task {data.task!r}: {why}")
+        self._fit(data)
+        self.fitted_ = True
+        return self
+
+    def predict(self, targets: pd.DataFrame) -> pd.DataFrame:
+        """Forecast ``targets`` (columns params, tokens, flops): predicted, lo90, hi90, note."""
+        check_fitted(self, ["fitted_"])
+        return self._predict(targets)
+
+    def _fit(self, data: TaskData) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,202 @@
+"""Per-item methods: they need a per-item store's records (``TaskData.items``).
+
+``per_item_chain``     each choice's log-likelihood trend -> renormalised expected accuracy (MC)
+``cod``                difficulty clusters -> per-cluster laws -> subset-to-full mapping
+``two_step_clusters``  the two-step chain per difficulty cluster, item-weighted (MC)
+``passuntil_instance`` per-item PassUntil laws PU(N) = exp(-c N^-alpha), averaged (generative)
+``passuntil_dataset``  one PassUntil law on the mean pass rate per size (generative)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ..errors import FitError
+from ..fit.engine import fit_law
+from ..predictors.chains import ClusterTwoStep
+from ..predictors.cod import CODPredictor
+from ..predictors.itemchain import PerItemChain
+from ..predictors.passuntil import fit_instance_laws
+from .base import BaseMethod, register, result_frame
+from .data import TaskData
+
+__all__ = ["PerItemChainMethod", "CODMethod", "ClusterTwoStepMethod", "PassUntilInstance",
+           "PassUntilDataset", "cod_keeps_a_cluster"]
+
+log = logging.getLogger(__name__)
+
+#: checkpoints per model averaged into the per-item features (the final one and its neighbour)
+SMOOTH = 2
+
+
+class _ItemMethod(BaseMethod):
+    data_kinds: ClassVar[tuple[str, ...]] = ("items",)
+    guarded = False
+    #: output types the method can run on
+    output_types: ClassVar[tuple[str, ...]] = ("multiple_choice", "loglikelihood", "generate_until")
+    why_not: ClassVar[str] = ""
+
+    def unavailable(self, data: TaskData) -> str | None:
+        if data.items is None:
+            return "needs per-item records (a per-item store); this table is aggregate only"
+        if data.output_type not in self.output_types:
+            return self.why_not
+        return None
+
+
+def _cod(data: TaskData, n_bootstrap: int, random_state: int = 0) -> CODPredictor:
+    gen = data.generative
+    return CODPredictor(n_bootstrap=n_bootstrap, smooth=SMOOTH, chance=0.0 if gen else None,
+                        score="pass_rate" if gen else "p_gold",
+                        random_state=random_state).fit(data.items)
+
+
+def cod_keeps_a_cluster(data: TaskData) -> bool:
+    """Whether COD keeps at least one predictable cluster on ``data``'s training runs."""
+    try:
+        return bool(_cod(data, 0).clusters_["kept"].any())
+    except (FitError, ValueError) as exc:
+        log.info("COD on %s: %s", data.task, exc)
+        return False
+
+
+@register
+class ClusterTwoStepMethod(_ItemMethod):
+    """The two-step chain per difficulty cluster
+    (:class:`~downstream.predictors.chains.ClusterTwoStep`)."""
+
+    name = "two_step_clusters"
+    rank = 60
+    output_types = ("multiple_choice", "loglikelihood")
+    why_not = "generative items have no gold log-likelihood in this store"
+
+    def _fit(self, data: TaskData) -> None:
+        self.chain_ = ClusterTwoStep(n_bootstrap=self.n_bootstrap,
+                                     random_state=self.random_state).fit(data.items)
+
+    def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
+        p = self.chain_.get_prediction(targets["params"].to_numpy(), targets["tokens"].to_numpy())
+        ci = p.conf_int(0.1, obs=True)
+        return result_frame(p.mean, ci[:, 0], ci[:, 1],
+                            f"{len(self.chain_.groups_)} difficulty groups (MeanShift on p_gold)")
+
+
+@register
+class CODMethod(_ItemMethod):
+    """COD (:class:`~downstream.predictors.cod.CODPredictor`) on pass rates (generative) or on the
+    renormalised gold probability (multiple choice, mapped to accuracy linearly through the
+    small models). Without a kept cluster it forecasts nothing and says so."""
+
+    name = "cod"
+    rank = 70
+
+    def _fit(self, data: TaskData) -> None:
+        assert data.items is not None
+        self.gen_ = data.generative
+        self.cod_ = _cod(data, self.n_bootstrap, self.random_state)
+        cod = self.cod_
+        self.note_ = (f"{int(cod.subset_mask_.sum())}/{len(cod.labels_)} items in "
+                      f"{int(cod.clusters_['kept'].sum())} kept clusters")
+        self.map_ = None
+        if not self.gen_:
+            # the feature is p_gold: map it to accuracy through the small models' pairs
+            f = cod.features_
+            items = data.items
+            acc_small = (items.assign(s=items["acc_ll"]).groupby("run")["s"].mean()
+                         .reindex(f.runs).to_numpy())
+            self.map_ = np.polyfit(f.X.mean(axis=0), acc_small, 1)
+            self.note_ += "; p_gold mapped to accuracy linearly"
+        if not cod.clusters_["kept"].any():
+            self.note_ += "; no cluster passed the filter"
+
+    def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
+        sf = self.cod_.get_prediction(targets["flops"].to_numpy()).summary_frame(0.1)
+        cols = [sf["mean"], sf["obs_ci_lower"], sf["obs_ci_upper"]]
+        if self.map_ is not None:
+            cols = [np.polyval(self.map_, c) for c in cols]
+        return result_frame(cols[0], cols[1], cols[2], note=self.note_)
+
+
+@register
+class PerItemChainMethod(_ItemMethod):
+    """Per-item, per-choice log-likelihood trends -> expected accuracy
+    (:class:`~downstream.predictors.itemchain.PerItemChain`)."""
+
+    name = "per_item_chain"
+    rank = 80
+    output_types = ("multiple_choice", "loglikelihood")
+    why_not = "needs per-choice log-likelihoods (multiple choice)"
+
+    def _fit(self, data: TaskData) -> None:
+        self.chain_ = PerItemChain(n_bootstrap=self.n_bootstrap, n_draws=200,
+                                   random_state=self.random_state).fit(data.items, smooth=SMOOTH)
+
+    def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
+        p = self.chain_.get_prediction(targets["flops"].to_numpy())
+        ci = p.conf_int(0.1)
+        return result_frame(p.mean, ci[:, 0], ci[:, 1])
+
+
+def _final_rates(items: pd.DataFrame) -> pd.DataFrame:
+    """Each (run, item)'s pass rate at the run's final checkpoint, with the run's size."""
+    fin = items.sort_values("step").groupby(["run", "doc_id"]).tail(1)
+    return pd.DataFrame({"doc_id": fin["doc_id"], "params": fin["params_nonembed"],
+                         "rate": fin["n_pass"] / fin["n_samples"]})
+
+
+def _size_unit(params) -> float:
+    """A power of ten near the training sizes (keeps the law's parameters on sane scales)."""
+    g = float(np.exp(np.mean(np.log(np.asarray(params, float)))))
+    return float(10.0 ** np.floor(np.log10(g)))
+
+
+@register
+class PassUntilInstance(_ItemMethod):
+    """Per-item PassUntil laws ``PU(N) = exp(-c N^-alpha)`` on each size's final checkpoint,
+    averaged over items (items with fewer than 3 sizes passing count 0)."""
+
+    name = "passuntil_instance"
+    rank = 90
+    output_types = ("generate_until",)
+    why_not = "PassUntil needs a generative task"
+
+    def _fit(self, data: TaskData) -> None:
+        assert data.items is not None
+        pu = _final_rates(data.items)
+        self.unit_ = _size_unit(pu["params"].unique())
+        self.inst_ = fit_instance_laws(pu, x_unit=self.unit_).set_index("doc_id")
+
+    def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
+        inst = self.inst_
+        ok = inst["status"].isin(["ok", "unidentifiable"])
+        preds = []
+        for n in targets["params"].to_numpy():
+            p = np.exp(-inst.loc[ok, "c"] * (n / self.unit_) ** (-inst.loc[ok, "alpha"]))
+            preds.append(float(p.sum() / len(inst)))
+        return result_frame(preds, note=f"{int(ok.sum())}/{len(inst)} items with >= 3 sizes "
+                                         "passing; others count 0")
+
+
+@register
+class PassUntilDataset(_ItemMethod):
+    """One PassUntil law ``PU(N) = exp(-c N^-alpha)`` on the mean final pass rate per size."""
+
+    name = "passuntil_dataset"
+    rank = 100
+    output_types = ("generate_until",)
+    why_not = "PassUntil needs a generative task"
+
+    def _fit(self, data: TaskData) -> None:
+        assert data.items is not None
+        pu = _final_rates(data.items)
+        mean_pu = pu.groupby("params")["rate"].mean()
+        self.unit_ = _size_unit(mean_pu.index.to_numpy())
+        self.fit_ = fit_law("passuntil", mean_pu.index.to_numpy() / self.unit_,
+                            np.clip(mean_pu.to_numpy(), 1e-9, 1))
+
+    def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
+        return result_frame(self.fit_.predict(targets["params"].to_numpy() / self.unit_))

@@ -1,0 +1,121 @@
+"""The package's manners: one error base class, option validation at fit, NotFittedError before
+fit, predict without side effects, one method contract and registry for tables and stores."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import downstream.errors as errors
+from downstream.backtest import backtest_task
+from downstream.data.store import Store
+from downstream.errors import DownstreamError, NotFittedError, OptionError
+from downstream.fit.engine import fit_law
+from downstream.fit.regressor import ScalingLawRegressor
+from downstream.methods import (METHODS, BaseMethod, TaskData, default_method, make_method,
+                                methods_for, register, result_frame, store_targets,
+                                store_task_data)
+from downstream.predictors.chains import TwoStepChain
+from downstream.predictors.cod import CODPredictor
+from downstream.predictors.itemchain import PerItemChain
+
+LADDER = Path(__file__).resolve().parents[1] / "results" / "ladder" / "store"
+
+
+def test_every_error_of_the_package_derives_from_one_base():
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass)
+               if c.__module__ == errors.__name__]
+    assert len(classes) >= 10
+    assert all(issubclass(c, DownstreamError) for c in classes)
+
+
+@pytest.mark.parametrize("make, option", [
+    (lambda: ScalingLawRegressor(solver="bach").fit([1, 2, 3], [1, 2, 3]), "solver"),
+    (lambda: ScalingLawRegressor(n_bootstrap=-5).fit([1, 2, 3], [1, 2, 3]), "n_bootstrap"),
+    (lambda: ScalingLawRegressor(law="powr").fit([1, 2, 3], [1, 2, 3]), "law"),
+    (lambda: TwoStepChain(step1="chinchila").fit(pd.DataFrame(), pd.DataFrame()), "step1"),
+    (lambda: PerItemChain(n_draws=-1).fit_arrays(np.zeros((1, 2, 3)), np.zeros(1), np.ones(3)),
+     "n_draws"),
+    (lambda: make_method("direct_sigmoid", n_bootstrap=2.5).fit(None), "n_bootstrap"),
+])
+def test_bad_options_are_refused_at_fit_naming_the_option(make, option):
+    with pytest.raises(OptionError, match=option):
+        make()
+
+
+def test_fit_law_refuses_an_unknown_residual_and_a_non_positive_huber_delta():
+    x, y = np.logspace(0, 2, 6), 1 + np.logspace(0, 2, 6) ** -0.5
+    with pytest.raises(OptionError, match="residual='logg'"):
+        fit_law("power", x, y, residual="logg")
+    with pytest.raises(OptionError, match="delta"):
+        fit_law("power", x, y, delta=-1)
+
+
+@pytest.mark.parametrize("est, call", [
+    (ScalingLawRegressor(), lambda e: e.predict([1.0])),
+    (CODPredictor(), lambda e: e.predict([1e20])),
+    (PerItemChain(), lambda e: e.predict([1e20])),
+    (TwoStepChain(), lambda e: e.predict(1e9, 1e10)),
+    (make_method("no_fit"), lambda m: m.predict(pd.DataFrame({"flops": [1.0]}))),
+])
+def test_using_an_unfitted_estimator_raises_not_fitted(est, call):
+    with pytest.raises(NotFittedError, match="not fitted"):
+        call(est)
+
+
+def test_cod_predict_does_not_change_the_estimator():
+    df = Store(LADDER).load(tasks=["ladder_arith_mc"], with_derived=True)
+    cod = CODPredictor(n_bootstrap=5, smooth=2, score="p_gold").fit(df)
+    before = dict(vars(cod))
+    cod.predict([1e13])
+    cod.get_prediction([1e14])
+    assert vars(cod).keys() == before.keys()
+    assert all(vars(cod)[k] is v for k, v in before.items())
+
+
+def test_a_method_registered_in_one_class_is_listed_and_backtested():
+    @register
+    class Half(BaseMethod):
+        """Forecasts 0.5 everywhere (test-only)."""
+
+        name = "half_for_test"
+        data_kinds = ("table",)
+
+        def _fit(self, data):
+            pass
+
+        def _predict(self, targets):
+            return result_frame(np.full(len(targets), 0.5), note="constant")
+
+    try:
+        rows = [{"run": f"m{i}", "step": 1, "params": 1.0, "tokens": 1.0, "flops": 10.0 ** (18 + i),
+                 "value": 0.3 + 0.05 * i} for i in range(5)]
+        data = TaskData(task="t", score=pd.DataFrame(rows), chance=0.25)
+        assert "half_for_test" in methods_for(data)
+        tg = pd.DataFrame({"target": ["x"], "params": [1.0], "tokens": [1.0], "flops": [1e24],
+                           "actual": [0.6]})
+        res = backtest_task(data, tg, methods=["no_fit", "half_for_test"], n_bootstrap=0,
+                            calibrate=False)
+        assert res.set_index("method").loc["half_for_test", "predicted"] == pytest.approx(50.0)
+    finally:
+        METHODS.pop("half_for_test")
+
+
+def test_store_data_goes_through_the_same_contract_with_the_documented_default():
+    st = Store(LADDER)
+    mc = st.load(tasks=["ladder_arith_mc"], with_derived=True)
+    small = sorted(mc["run"].unique(), key=lambda r: mc.loc[mc["run"] == r, "flops"].max())[:-1]
+    data = store_task_data(mc, runs=small)
+    assert data.kind == "items" and default_method(data) == "per_item_chain"
+    # aggregate baselines and item methods are both listed for per-item data
+    assert {"no_fit", "direct_sigmoid", "per_item_chain", "cod"} <= set(methods_for(data))
+    gen = store_task_data(st.load(tasks=["ladder_arith_gen"], with_derived=True), runs=small)
+    assert default_method(gen) in ("cod", "passuntil_dataset")
+    assert data.chance == pytest.approx(0.25)
+    held = sorted(set(mc["run"]) - set(small))
+    tg = store_targets(mc, held)
+    assert len(tg) == 1 and tg["target"].iloc[0].startswith(held[0] + "/step")
