@@ -2,9 +2,9 @@
 
 :func:`backtest_task` is the primitive (one task, every method side by side);
 :func:`backtest_table` and :func:`backtest_store` run it over a ladder table or a per-item store
-with a hold-out rule. Results are in **points** (x100) — a human summary, unlike forecasts,
-which are fractions — with the 90% interval, whether it covered the actual value, and the
-bootstrap-only interval beside the rolling-origin-widened one.
+with a hold-out rule. Scores are **fractions** (0-1), like forecasts; with the 90% interval,
+whether it covered the actual value, and the bootstrap-only interval beside the
+rolling-origin-widened one. Only human summaries (the CLI's table, ``summary.md``) print points.
 
 Examples
 --------
@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import HoldoutError
-from .forecast import build_method, run_method
+from .forecast import _check_n_bootstrap, build_method, run_method
+from .holdout import parse_rule
 from .methods.base import methods_for
 from .methods.data import TaskData, final_targets, store_targets, store_task_data, task_data
 from .methods.defaults import default_method, no_signal
@@ -35,16 +36,14 @@ log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ["protocol", "target", "task", "method", "is_default", "predicted", "actual",
                   "abs_error", "lo90", "hi90", "covered", "note", "lo90_boot", "hi90_boot",
-                  "covered_boot"]
+                  "covered_boot", "flops"]
 
 
 def split_holdout(table: pd.DataFrame, rule: str) -> tuple[list[str], list[str]]:
-    """Split runs by a pandas query on run-level columns: runs with any row matching ``rule`` are
-    held out. Returns (train runs, held-out runs)."""
-    try:
-        hit = table.query(rule)
-    except Exception as exc:  # pandas raises many types for a bad expression
-        raise HoldoutError(f"bad --holdout rule {rule!r}: {exc}") from None
+    """Split runs by a hold-out rule (:mod:`downstream.holdout`: comparisons of columns with
+    numbers or quoted strings, ``in [...]``, ``and``/``or``/``not``; parsed, never evaluated):
+    runs with any row matching ``rule`` are held out. Returns (train runs, held-out runs)."""
+    hit = table[parse_rule(rule).mask(table)]
     held = sorted(hit["run"].unique())
     train = sorted(set(table["run"]) - set(held))
     if not held:
@@ -59,14 +58,15 @@ def backtest_task(data: TaskData, targets: pd.DataFrame, *, protocol: str = "",
                   random_state: int = 0, extra: dict | None = None,
                   calibrate: bool = True) -> pd.DataFrame:
     """Fit every method on ``data`` and forecast ``targets`` (columns target, params, tokens,
-    flops, actual). Scores are reported in points (x100). Methods that cannot run are listed with
-    the reason in ``note`` and NaN forecasts; ``extra`` adds prepared method objects.
+    flops, actual). Scores are fractions (0-1). Methods that cannot run are listed with the
+    reason in ``note`` and NaN forecasts; ``extra`` adds prepared method objects.
 
     ``methods`` defaults to every registered method listed for the data's kind
     (:func:`~downstream.methods.base.methods_for`). ``calibrate`` widens each method's interval
     with its rolling-origin extrapolation error on the training runs
     (:class:`downstream.methods.RollingOriginInterval`); the bootstrap-only interval is kept in
     ``lo90_boot``/``hi90_boot``/``covered_boot``."""
+    _check_n_bootstrap(n_bootstrap)
     names = list(methods or methods_for(data))
     default = default_method(data)
     guard = no_signal(data)
@@ -82,14 +82,15 @@ def backtest_task(data: TaskData, targets: pd.DataFrame, *, protocol: str = "",
             act = float(t["actual"]) if "actual" in t else np.nan
             rows.append({"protocol": protocol, "target": t["target"], "task": data.task,
                          "method": name, "is_default": name == default,
-                         "predicted": 100 * p["predicted"], "actual": 100 * act,
-                         "abs_error": 100 * abs(p["predicted"] - act),
-                         "lo90": 100 * p["lo90"], "hi90": 100 * p["hi90"],
+                         "predicted": p["predicted"], "actual": act,
+                         "abs_error": abs(p["predicted"] - act),
+                         "lo90": p["lo90"], "hi90": p["hi90"],
                          "covered": bool(p["lo90"] <= act <= p["hi90"]) if np.isfinite(p["lo90"]) else np.nan,
                          "note": p["note"],
-                         "lo90_boot": 100 * p["lo90_boot"], "hi90_boot": 100 * p["hi90_boot"],
+                         "lo90_boot": p["lo90_boot"], "hi90_boot": p["hi90_boot"],
                          "covered_boot": bool(p["lo90_boot"] <= act <= p["hi90_boot"])
-                         if np.isfinite(p["lo90_boot"]) else np.nan})
+                         if np.isfinite(p["lo90_boot"]) else np.nan,
+                         "flops": float(t["flops"])})
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
@@ -145,8 +146,8 @@ def backtest_store(store: Any, *, holdout: str, tasks: Sequence[str] | None = No
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """MAE (points), 90% interval coverage and mean interval width (points) per (protocol,
-    target, method); ``coverage90_boot``: coverage of the bootstrap-only interval."""
+    """MAE, 90% interval coverage and mean interval width (fractions) per (protocol, target,
+    method); ``coverage90_boot``: coverage of the bootstrap-only interval."""
     r = results.dropna(subset=["predicted"]).assign(width=lambda d: d["hi90"] - d["lo90"])
     if "covered_boot" not in r:
         r = r.assign(covered_boot=r["covered"])

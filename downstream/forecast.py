@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .errors import DataError, OptionError
 from .methods.base import METHODS, Method, make_method
 from .methods.data import TaskData, store_task_data, task_data
 from .methods.defaults import default_method, no_signal
@@ -40,6 +41,56 @@ __all__ = ["forecast_task", "forecast_table", "forecast_store", "build_method", 
 log = logging.getLogger(__name__)
 
 FORECAST_COLUMNS = ["task", "target", "method", "forecast", "lo90", "hi90", "used", "note"]
+
+#: the farthest a forecast may reach beyond the largest training model (decades of compute)
+MAX_DECADES = 6.0
+#: fewest training runs a run-level interval is estimated from
+MIN_RUNS_FOR_INTERVAL = 4
+
+
+def validate_targets(targets: pd.DataFrame) -> pd.DataFrame:
+    """Check target rows (``target`` name, ``flops``, optional ``params``/``tokens``): names
+    present and unique, compute finite and positive, sizes positive where given.
+
+    Examples
+    --------
+    >>> validate_targets(pd.DataFrame({"target": ["a"], "flops": [0.0]}))
+    Traceback (most recent call last):
+    ...
+    downstream.errors.DataError: target 'a': flops must be a positive number, got '0.0'
+    """
+    if not isinstance(targets, pd.DataFrame) or "flops" not in targets:
+        raise DataError("targets must be a DataFrame with a 'flops' column (and 'target', "
+                        "'params', 'tokens')")
+    t = targets.reset_index(drop=True).copy()
+    if "target" not in t:
+        t["target"] = [f"C={c:.3g}" for c in t["flops"]]
+    names = t["target"].astype(str)
+    if (names.str.strip() == "").any() or names.duplicated().any():
+        raise DataError(f"target names must be non-empty and unique, got {names.tolist()}")
+    for col in ("flops", "params", "tokens"):
+        if col not in t:
+            t[col] = np.nan
+            continue
+        v = pd.to_numeric(t[col], errors="coerce").astype(float)
+        bad = ~(np.isfinite(v) & (v > 0)) if col == "flops" else (v.notna() & ~(np.isfinite(v) & (v > 0)))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"target {names.iloc[i]!r}: {col} must be a positive number, got "
+                            f"{str(t[col].iloc[i])!r}")
+        t[col] = v
+    return t
+
+
+def _check_reach(data: TaskData, targets: pd.DataFrame) -> None:
+    top = float(data.score["flops"].max()) if len(data.score) else np.nan
+    far = np.log10(targets["flops"].to_numpy(float) / top)
+    if np.isfinite(top) and (far > MAX_DECADES).any():
+        i = int(np.argmax(far))
+        raise DataError(f"target {targets['target'].iloc[i]!r} ({targets['flops'].iloc[i]:.3g} "
+                        f"FLOPs) is {far[i]:.1f} decades beyond the largest training model "
+                        f"({top:.3g} FLOPs) of task {data.task!r}; forecasts reach at most "
+                        f"{MAX_DECADES:g} decades")
 
 
 def build_method(name: str, *, n_bootstrap: int = 200, random_state: int = 0,
@@ -75,12 +126,15 @@ def run_method(name: str, m: Method, data: TaskData, targets: pd.DataFrame, *,
     widening)."""
     n = len(targets)
     why = m.unavailable(data)
+    n_runs = data.score["run"].nunique() if len(data.score) else 0
     cls = METHODS.get(name)
     if why is None and guard is not None and getattr(cls, "guarded", name != "no_fit"):
         pred = _rows(n, data.chance, data.chance, float(_at_chance_top(data)), guard)
     elif why is None:
         try:
             pred = m.fit(data).predict(targets)
+        except OptionError:
+            raise  # a wrong option is the caller's error, not the method's
         except Exception as exc:  # a method failing must not sink the whole table
             log.warning("%s on %s failed: %s", name, data.task, exc)
             pred = _rows(n, np.nan, np.nan, np.nan, f"failed: {exc}")
@@ -89,7 +143,28 @@ def run_method(name: str, m: Method, data: TaskData, targets: pd.DataFrame, *,
     for c in ("lo90", "hi90"):
         if c + "_boot" not in pred:
             pred[c + "_boot"] = pred[c]
-    return pred.reset_index(drop=True)
+    pred = pred.reset_index(drop=True)
+    return _honest_intervals(pred, n_runs)
+
+
+def _honest_intervals(pred: pd.DataFrame, n_runs: int) -> pd.DataFrame:
+    """No interval rather than a zero-width one or one from too few runs; the note says why."""
+    lo, hi, p = (pred[c].to_numpy(float) for c in ("lo90", "hi90", "predicted"))
+    has = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(p)
+    why = None
+    if has.any() and n_runs < MIN_RUNS_FOR_INTERVAL:
+        why = f"no interval: {n_runs} training runs (an interval needs >= {MIN_RUNS_FOR_INTERVAL})"
+        drop = has
+    else:
+        drop = has & (hi - lo < 1e-9)
+        if drop.any():
+            why = "no interval: the bootstrap replicates do not vary (flat or identical runs)"
+    if drop.any():
+        pred = pred.copy()
+        for c in ("lo90", "hi90", "lo90_boot", "hi90_boot"):
+            pred.loc[drop, c] = np.nan
+        pred.loc[drop, "note"] = [f"{n}; {why}" if n else why for n in pred.loc[drop, "note"]]
+    return pred
 
 
 def _used(data: TaskData, name: str) -> str:
@@ -110,13 +185,24 @@ def forecast_task(data: TaskData, targets: pd.DataFrame, *, method: str | None =
     -------
     DataFrame with columns task, target, method, forecast, lo90, hi90, used, note (fractions).
     """
+    _check_n_bootstrap(n_bootstrap)
+    targets = validate_targets(targets)
+    _check_reach(data, targets)
     name = method or default_method(data)
     m = build_method(name, n_bootstrap=n_bootstrap, calibrate=calibrate)
     pred = run_method(name, m, data, targets, guard=no_signal(data))
+    if n_bootstrap == 0:
+        pred["note"] = [f"{n}; no interval (n_bootstrap=0)" if n else "no interval (n_bootstrap=0)"
+                        for n in pred["note"]]
     return pd.DataFrame({"task": data.task, "target": targets["target"].to_numpy(), "method": name,
                          "forecast": pred["predicted"].to_numpy(), "lo90": pred["lo90"].to_numpy(),
                          "hi90": pred["hi90"].to_numpy(), "used": _used(data, name),
                          "note": pred["note"].to_numpy()}, columns=FORECAST_COLUMNS)
+
+
+def _check_n_bootstrap(n_bootstrap: Any) -> None:
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+        raise OptionError(f"n_bootstrap={n_bootstrap!r} must be an integer >= 0")
 
 
 def _progress(it: Iterable, desc: str, progress: bool) -> Iterable:

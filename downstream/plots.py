@@ -1,5 +1,9 @@
 """Matplotlib plots (every function takes ``ax=None`` and returns the Axes).
 
+Conventions: compute on a log x-axis labelled with its unit; scores in percent; rates that span
+decades (tiny pass rates) on a log y-axis; held-out values as black stars; forecasts with their
+90% interval; targets ordered by compute; legends legible at README size.
+
 Examples
 --------
 >>> import matplotlib; matplotlib.use("Agg")
@@ -7,39 +11,55 @@ Examples
 >>> from downstream.fit.regressor import ScalingLawRegressor
 >>> x = np.logspace(0, 3, 6); y = 2 + 3 * x ** -0.4
 >>> ax = ScalingLawRegressor(law="power", n_bootstrap=0).fit(x, y).plot(x, y)
+>>> ax.get_xlabel()
+'training compute (FLOPs)'
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-__all__ = ["plot_fit", "plot_backtest_task", "plot_clusters"]
+__all__ = ["plot_fit", "plot_backtest_task", "save_backtest_plots", "plot_clusters",
+           "plot_store_forecast"]
+
+LEGEND = 8
 
 
-def _axes(ax):
+def _axes(ax, size=(6.4, 4.4)):
     if ax is None:
         import matplotlib.pyplot as plt
 
-        _, ax = plt.subplots(figsize=(5, 3.6))
+        _, ax = plt.subplots(figsize=size)
     return ax
 
 
+def _spans_decades(values, decades: float = 1.5) -> bool:
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return len(v) > 1 and np.log10(v.max() / v.min()) > decades
+
+
 def plot_fit(est, X=None, y=None, *, ax=None, targets=None, actual=None, alpha=0.1, label=None,
-             groups=None):
+             groups=None, xlabel="training compute (FLOPs)", ylabel="score", logy="auto"):
     """Observed points (coloured by run when ``groups`` is given), the fitted curve, its
-    confidence band and the prediction band for a new run, and held-out targets."""
+    confidence band and the prediction band for a new run, and held-out targets.
+
+    ``logy="auto"`` puts the y-axis on a log scale when the positive values span more than 1.5
+    decades (e.g. tiny pass rates)."""
     ax = _axes(ax)
     lo_hi = []
     if X is not None:
         X = np.asarray(X, float).reshape(-1)
         lo_hi += [X.min(), X.max()]
         if groups is None:
-            ax.scatter(X, y, s=12, color="0.3", label="observed", zorder=3)
+            ax.scatter(X, y, s=14, color="0.3", label="observed", zorder=3)
         else:
             groups = np.asarray(groups)
             for g in dict.fromkeys(groups):
                 m = groups == g
-                ax.scatter(X[m], np.asarray(y)[m], s=10, label=str(g), zorder=3)
+                ax.scatter(X[m], np.asarray(y)[m], s=12, label=str(g), zorder=3)
     if targets is not None:
         targets = np.asarray(targets, float).reshape(-1)
         lo_hi += [targets.min(), targets.max()]
@@ -47,100 +67,160 @@ def plot_fit(est, X=None, y=None, *, ax=None, targets=None, actual=None, alpha=0
         raise ValueError("plot_fit needs X or targets to choose the x range")
     grid = np.logspace(np.log10(min(lo_hi)) - 0.1, np.log10(max(lo_hi)) + 0.1, 120)
     sf = est.summary_frame(grid, alpha=alpha)
-    ax.plot(grid, sf["mean"], color="C0", label=label or "fit")
+    pct = round(100 * (1 - alpha))
+    ax.plot(grid, sf["mean"], color="C0", lw=2, label=label or "fit")
     if np.isfinite(sf["mean_ci_lower"]).any():
         ax.fill_between(grid, sf["obs_ci_lower"], sf["obs_ci_upper"], color="C0", alpha=0.12,
-                        label=f"{int(100 * (1 - alpha))}% new-run interval")
+                        label=f"{pct}% interval, new run")
         ax.fill_between(grid, sf["mean_ci_lower"], sf["mean_ci_upper"], color="C0", alpha=0.3,
-                        label=f"{int(100 * (1 - alpha))}% curve interval")
+                        label=f"{pct}% interval, curve")
     if targets is not None:
-        ax.scatter(targets, est.predict(targets), marker="x", color="C3", s=40, zorder=4,
+        ax.scatter(targets, est.predict(targets), marker="X", color="C3", s=60, zorder=4,
                    label="forecast")
         if actual is not None:
-            ax.scatter(targets, actual, marker="*", color="k", s=60, zorder=5, label="actual")
+            ax.scatter(targets, actual, marker="*", color="k", s=140, zorder=5,
+                       label="held-out actual")
     ax.set_xscale("log")
-    ax.legend(fontsize=7)
+    if (logy == "auto" and y is not None and _spans_decades(y)) or logy is True:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=LEGEND)
     return ax
 
 
 def plot_backtest_task(rows, *, ax=None, title=None):
-    """Held-out actual vs forecast per method with 90% intervals (rows: backtest DataFrame of
-    one task)."""
-    ax = _axes(ax)
+    """Held-out actual (black stars) vs each method's forecast with its 90% interval, one group
+    per held-out target, targets ordered by compute (``rows``: backtest rows of one task, scores
+    as fractions; drawn in percent)."""
+    ax = _axes(ax, size=(7.2, 4.6))
+    order = (rows.drop_duplicates("target").sort_values("flops")["target"].tolist()
+             if "flops" in rows else list(dict.fromkeys(rows["target"])))
     methods = list(dict.fromkeys(rows["method"]))
-    targets = list(dict.fromkeys(rows["target"]))
     width = 0.8 / max(len(methods), 1)
     for j, m in enumerate(methods):
-        r = rows[rows["method"] == m].set_index("target").reindex(targets)
-        xs = np.arange(len(targets)) + (j - (len(methods) - 1) / 2) * width
-        yerr = np.vstack([r["predicted"] - r["lo90"], r["hi90"] - r["predicted"]])
+        r = rows[rows["method"] == m].set_index("target").reindex(order)
+        xs = np.arange(len(order)) + (j - (len(methods) - 1) / 2) * width
+        y = 100 * r["predicted"].to_numpy(float)
+        lo, hi = 100 * r["lo90"].to_numpy(float), 100 * r["hi90"].to_numpy(float)
+        yerr = np.vstack([y - lo, hi - y])
         yerr = np.where(np.isfinite(yerr), np.maximum(yerr, 0), 0)
-        ax.errorbar(xs, r["predicted"], yerr=yerr, fmt="o", ms=4, capsize=2, label=m)
-    act = rows.drop_duplicates("target").set_index("target").reindex(targets)["actual"]
-    ax.scatter(np.arange(len(targets)), act, marker="*", color="k", s=80, zorder=5, label="actual")
-    ax.set_xticks(np.arange(len(targets)))
-    ax.set_xticklabels([str(t) for t in targets], rotation=20, fontsize=7)
+        default = bool(r["is_default"].fillna(False).any()) if "is_default" in r else False
+        ax.errorbar(xs, y, yerr=yerr, fmt="o", ms=6 if default else 4, capsize=2,
+                    label=f"{m} (default)" if default else m, lw=2 if default else 1)
+    act = rows.drop_duplicates("target").set_index("target").reindex(order)["actual"]
+    ax.scatter(np.arange(len(order)), 100 * act.to_numpy(float), marker="*", color="k", s=160,
+               zorder=5, label="held-out actual")
+    ax.set_xticks(np.arange(len(order)))
+    ax.set_xticklabels([str(t) for t in order], rotation=15, fontsize=8)
+    ax.set_xlabel("held-out target (ordered by training compute)")
+    ax.set_ylabel("score (%)")
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(max(lo, -2), min(hi, 102))
     if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6)
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=LEGEND - 1, ncol=2)
     return ax
+
+
+def save_backtest_plots(results, folder, *, dpi: int = 110) -> list[Path]:
+    """One PNG per task of a backtest (``results``: :func:`downstream.backtest.backtest_task`
+    rows); returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .data.store import encode_name
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for task, r in results.dropna(subset=["predicted"]).groupby("task"):
+        fig, ax = plt.subplots(figsize=(7.2, 4.6))
+        plot_backtest_task(r, ax=ax, title=f"{task}: forecasts of the held-out runs")
+        fig.tight_layout()
+        p = out / f"{encode_name(str(task))}.png"
+        fig.savefig(p, dpi=dpi)
+        plt.close(fig)
+        paths.append(p)
+    return paths
 
 
 def plot_clusters(cod, *, ax=None, targets=None):
     """COD view: each cluster's mean score per small model with its fitted law (drawn out to the
-    largest of ``targets``); kept clusters solid, dropped dashed."""
+    largest of ``targets``); kept clusters solid, dropped dashed; log y when scores span
+    decades."""
     ax = _axes(ax)
     diag = cod.clusters_
     C = cod.compute_
     top = max(C.max(), float(np.max(targets)) if targets is not None else C.max())
     grid = np.logspace(np.log10(C.min()) - 0.2, np.log10(top) + 0.2, 100)
-    for _i, row in diag.iterrows():
+    curves = []
+    for _, row in diag.iterrows():
         mean = row["curve"]
-        line = ax.plot(C, mean, "o", ms=3)[0]
+        curves.append(mean)
+        line = ax.plot(C, 100 * mean, "o", ms=4)[0]
         if row["fit"] is not None:
-            ax.plot(grid, row["fit"].predict(grid / cod.x_unit), "-" if row["kept"] else "--",
-                    color=line.get_color(), lw=1,
-                    label=f"c{row['cluster']} n={row['size']}{'' if row['kept'] else ' (dropped)'}")
+            ax.plot(grid, 100 * row["fit"].predict(grid / cod.x_unit), "-" if row["kept"] else "--",
+                    color=line.get_color(), lw=1.5,
+                    label=f"cluster {row['cluster']} ({row['size']} items)"
+                          f"{'' if row['kept'] else ', dropped'}")
     ax.set_xscale("log")
-    ax.set_xlabel("training FLOPs")
-    ax.set_ylabel("cluster mean score")
-    ax.legend(fontsize=5, ncol=2)
+    if curves and _spans_decades(np.concatenate(curves)):
+        ax.set_yscale("log")
+    ax.set_xlabel("training compute (FLOPs)")
+    ax.set_ylabel("cluster mean score (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=LEGEND - 1, ncol=2)
     return ax
 
 
-def plot_store_forecast(data, table, targets, *, ax=None, title=None):
+def plot_store_forecast(data, table, targets, *, ax=None, title=None, curves=None):
     """Training checkpoints of a task (score vs compute, one colour per run), each method's
-    forecast with its 90% interval at the targets, and the held-out actual value.
+    forecast with its 90% interval at the targets (and its curve when ``curves`` maps a method
+    to (compute, score) arrays), and the held-out actual value (black star).
 
     ``table`` is :func:`downstream.forecast.forecast_task` output (fractions), ``targets`` the
-    target rows (flops, actual)."""
+    target rows (flops, actual). Pass rates that span decades go on a log y-axis."""
     ax = _axes(ax)
     s = data.score.sort_values(["run", "step"])
     runs = list(s.groupby("run")["flops"].max().sort_values().index)
     cmap = _cmap(len(runs))
+    values = [s["value"].to_numpy(float)]
     for i, r in enumerate(runs):
         g = s[s["run"] == r]
-        ax.plot(g["flops"], 100 * g["value"], "o-", ms=3, lw=1, color=cmap(i), label=f"{r} (fit)")
+        ax.plot(g["flops"], 100 * g["value"], "o-", ms=3, lw=1, color=cmap(i),
+                label=f"{r}" + (" (fitted)" if i == 0 else ""))
     markers = {"default": "o", "baseline": "s"}
     for j, (m, g) in enumerate(table.groupby("method", sort=False)):
+        color = f"C{j + 3}"
+        if curves and m in curves:
+            cx, cy = curves[m]
+            ax.plot(cx, 100 * np.asarray(cy, float), "-", color=color, lw=1.5, alpha=0.8)
         x = np.asarray(targets["flops"], float) * (1.0 + 0.08 * (j - 0.5))
         y = 100 * g["forecast"].to_numpy(float)
         lo = 100 * g["lo90"].to_numpy(float)
         hi = 100 * g["hi90"].to_numpy(float)
+        values += [y / 100, lo / 100, hi / 100]
         err = np.vstack([np.where(np.isfinite(lo), y - lo, 0), np.where(np.isfinite(hi), hi - y, 0)])
         role = str(g["role"].iloc[0]) if "role" in g else ""
-        ax.errorbar(x, y, yerr=np.maximum(err, 0), fmt=markers.get(role, "D"), ms=6, capsize=3,
-                    color=f"C{j + 3}", label=f"{m} ({role}) forecast, 90% interval" if role else m)
+        ax.errorbar(x, y, yerr=np.maximum(err, 0), fmt=markers.get(role, "D"), ms=7, capsize=3,
+                    color=color, label=f"{m} ({role}): forecast, 90% interval" if role else m)
     act = np.asarray(targets["actual"], float)
     ok = np.isfinite(act)
-    ax.scatter(np.asarray(targets["flops"], float)[ok], 100 * act[ok], marker="*", s=180,
+    ax.scatter(np.asarray(targets["flops"], float)[ok], 100 * act[ok], marker="*", s=220,
                color="k", zorder=6, label="held-out actual")
     ax.set_xscale("log")
+    if data.generative and _spans_decades(np.concatenate(values)):
+        ax.set_yscale("log")
     ax.set_xlabel("training compute (FLOPs, 6ND)")
     ax.set_ylabel("pass rate (%)" if data.generative else "accuracy (%)")
     if title:
         ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=LEGEND - 1, loc="upper left")
     ax.grid(alpha=0.3)
     return ax
 

@@ -32,7 +32,7 @@ def test_pythia_mmlu_control_is_flagged_at_chance_not_a_confident_trend(pythia):
     res = backtest_task(data, tg, methods=["direct_sigmoid"], n_bootstrap=10)
     row = res.iloc[0]
     assert row["note"].startswith("unpredictable: at chance")
-    assert row["predicted"] == pytest.approx(25.0)
+    assert row["predicted"] == pytest.approx(0.25)
     assert row["lo90"] <= row["actual"] <= row["hi90"]
 
 
@@ -77,7 +77,7 @@ def test_split_holdout_rules_and_errors(pythia):
     assert "pythia-12b" in held and "pythia-70m" in train
     with pytest.raises(ValueError, match="selects no run"):
         split_holdout(pythia, "params > 1e15")
-    with pytest.raises(ValueError, match="bad --holdout"):
+    with pytest.raises(ValueError, match="bad rule"):
         split_holdout(pythia, "params >>> 3")
 
 

@@ -100,7 +100,7 @@ def test_a_method_registered_in_one_class_is_listed_and_backtested():
                            "actual": [0.6]})
         res = backtest_task(data, tg, methods=["no_fit", "half_for_test"], n_bootstrap=0,
                             calibrate=False)
-        assert res.set_index("method").loc["half_for_test", "predicted"] == pytest.approx(50.0)
+        assert res.set_index("method").loc["half_for_test", "predicted"] == pytest.approx(0.5)
     finally:
         METHODS.pop("half_for_test")
 

@@ -98,7 +98,7 @@ def test_malformed_line_names_file_and_line_and_writes_nothing(shared_data, tmp_
     _write_lines(bad, [lines[0], lines[1][:-40], lines[2]])
     with pytest.raises(IngestError, match=r"samples_toy_mc_2026.*line 2: invalid JSON"):
         ingest([bad.parent], tmp_path / "st", run="r", step=1)
-    assert Store(tmp_path / "st").list().empty
+    assert not (tmp_path / "st").exists()
 
 
 def test_bad_field_value_is_reported_with_line(shared_data, tmp_path):
@@ -121,7 +121,7 @@ def test_truncated_gzip_is_an_error_naming_the_file(shared_data, tmp_path):
     f.write_bytes(f.read_bytes()[:-30])
     with pytest.raises(IngestError, match=r"\.jsonl\.gz: line \d+: unreadable"):
         ingest([f], tmp_path / "st", run="r", step=1)
-    assert Store(tmp_path / "st").list().empty
+    assert not (tmp_path / "st").exists()
 
 
 def test_non_samples_path_is_rejected(tmp_path):

@@ -13,10 +13,10 @@ from downstream.data.store import Store, StoreConflictError
 
 
 def _records(run="r", step=1, task="t", n=50, shots=0, cfg="abc", offset=0):
-    rng = np.random.default_rng(step)
+    rng = np.random.default_rng([step, sum(map(ord, run))])
     rows = []
     for i in range(n):
-        ll = rng.normal(-3, 1, 4).tolist()
+        ll = (-np.abs(rng.normal(3, 1, 4))).tolist()
         rows.append({f.name: None for f in SCHEMA} | {
             "run": run, "step": step, "checkpoint": f"step{step}", "revision": "", "model_path": "",
             "params": 1e6, "params_nonembed": np.nan, "tokens": 1e3 * step, "flops": 6e9 * step,

@@ -21,7 +21,7 @@ import gc
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,21 +95,44 @@ def _encode_len(lm, context: str, continuation: str) -> int:
     return len(whole) - len(lm.tok_encode(context))
 
 
-def _load_model(ck: Checkpoint, *, device: str, batch_size: int | str, dtype: str):
-    from lm_eval.models.huggingface import HFLM
+def _load_model(ck: Checkpoint, *, model: str, model_args: Mapping[str, Any] | None, device: str,
+                batch_size: int | str, dtype: str | None, trust_remote_code: bool):
+    """The lm-eval model for one checkpoint (any registered lm-eval model type)."""
+    from lm_eval.api.registry import get_model
 
-    kwargs: dict[str, Any] = dict(pretrained=ck.path, device=device, batch_size=batch_size,
-                                  dtype=dtype)
+    args: dict[str, Any] = {**dict(model_args or {}), "pretrained": ck.path}
     if ck.revision:
-        kwargs["revision"] = ck.revision
-    return HFLM(**kwargs)
+        args["revision"] = ck.revision
+    if dtype:
+        args["dtype"] = dtype
+    if trust_remote_code:
+        args["trust_remote_code"] = True
+    try:
+        cls = get_model(model)
+    except (KeyError, ValueError) as exc:
+        raise CollectError(f"unknown lm-eval model type {model!r} ({exc})") from None
+    return cls.create_from_arg_obj(args, {"device": device, "batch_size": batch_size}), args
+
+
+def _metadata(ck: Checkpoint) -> dict:
+    """What lm-eval's own results carry about the checkpoint (``--metadata``), so that its files
+    ingest back under the same run, step and size."""
+    meta: dict[str, Any] = {"run": ck.run, "step": ck.step}
+    for k in ("params", "params_nonembed", "tokens", "flops"):
+        v = getattr(ck, k)
+        if isinstance(v, float) and math.isfinite(v):
+            meta[k] = v
+    return meta
 
 
 def collect(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], store: Store | str, *,
             include_path: Sequence[str] | None = None, num_fewshot: int | None = None,
-            device: str = "cpu", batch_size: int | str = 16, dtype: str = "float32",
+            device: str = "cpu", batch_size: int | str = 16, dtype: str | None = None,
             limit: int | float | None = None, seed: int = 1234,
             gen_kwargs: dict | None = None, progress: bool = True,
+            model: str = "hf", model_args: Mapping[str, Any] | None = None,
+            apply_chat_template: bool = False, trust_remote_code: bool = False,
+            output_path: str | os.PathLike | None = None, log_samples: bool = False,
             evaluate_fn: Callable[..., dict] | None = None,
             generative_hook: Callable[..., list[dict]] | None = None) -> pd.DataFrame:
     """Evaluate every checkpoint on every task with lm-eval and store per-item records.
@@ -117,22 +140,28 @@ def collect(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], store: Stor
     Parameters
     ----------
     checkpoints
-        From :class:`downstream.ladder.Ladder` (local directories or HF repo + revision).
+        From :class:`downstream.data.ladder.Ladder` (local directories or HF repo + revision).
     tasks
         lm-eval task names or task YAML paths.
     store
         The per-item store (or its folder).
     include_path
         Folders of local task YAMLs.
-    num_fewshot, limit, gen_kwargs
+    num_fewshot, limit, gen_kwargs, apply_chat_template
         Passed to ``lm_eval.simple_evaluate``.
+    model, model_args, dtype, trust_remote_code, device, batch_size
+        The lm-eval model type (``hf`` default) and its arguments; ``pretrained`` and
+        ``revision`` come from each checkpoint. ``dtype`` None keeps the checkpoint's own.
+    output_path, log_samples
+        Also keep lm-eval's own ``results_*.json`` (and with ``log_samples`` its samples files)
+        under ``output_path``, as the ``lm_eval`` CLI writes them (dashboards read these).
     seed
         Seeds lm-eval's python, numpy, torch and few-shot RNGs (sampled generations repeat).
     progress
-        Show a progress bar over checkpoints x tasks.
+        Show a progress bar over checkpoints x tasks (with PassUntil rounds in its status).
     generative_hook
-        ``f(lm, checkpoint, task_name, task_info, model_info, records) -> records`` called for
-        generate_until tasks after the first pass (used by PassUntil resampling).
+        ``f(lm, checkpoint, task_name, task_info, model_info, records, ...) -> records`` called
+        for generate_until tasks after the first pass (used by PassUntil resampling).
 
     Returns
     -------
@@ -149,6 +178,8 @@ def collect(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], store: Stor
             raise CollectError(f"run {ck.run!r}: checkpoint {ck.path} is a local directory but a "
                                f"revision ({ck.revision!r}) was given; lm-eval would silently "
                                "ignore it. Give one directory per checkpoint instead.")
+    if log_samples and not output_path:
+        raise CollectError("log_samples keeps lm-eval's own samples files: give output_path too")
     todo = [(ck, [n for n in names if not st.has(ck.run, ck.label, n)]) for ck in checkpoints]
     summary = [{"run": ck.run, "checkpoint": ck.label, "task": n, "status": "skipped", "rows": 0}
                for ck in checkpoints for n in names if st.has(ck.run, ck.label, n)]
@@ -165,20 +196,29 @@ def collect(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], store: Stor
         if not pending:
             continue
         bar.set_postfix_str(f"{ck.run}/{ck.label}")
-        lm = _load_model(ck, device=device, batch_size=batch_size, dtype=dtype)
+        lm, margs = _load_model(ck, model=model, model_args=model_args, device=device,
+                                batch_size=batch_size, dtype=dtype,
+                                trust_remote_code=trust_remote_code)
+        tracker = None
+        if output_path:
+            from lm_eval.loggers import EvaluationTracker
+
+            tracker = EvaluationTracker(output_path=str(output_path))
         res = evaluate_fn(
-            model=lm, tasks=list(pending), task_manager=tm, num_fewshot=num_fewshot, limit=limit,
-            log_samples=True, bootstrap_iters=0, use_cache=None, cache_requests=False,
-            gen_kwargs=gen_kwargs, random_seed=seed, numpy_random_seed=seed,
-            torch_random_seed=seed, fewshot_random_seed=seed,
-            metadata={"run": ck.run, "step": ck.step})
+            model=lm, model_args=margs, tasks=list(pending), task_manager=tm,
+            num_fewshot=num_fewshot, limit=limit, log_samples=True, bootstrap_iters=0,
+            use_cache=None, cache_requests=False, gen_kwargs=gen_kwargs,
+            apply_chat_template=apply_chat_template, evaluation_tracker=tracker,
+            random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+            fewshot_random_seed=seed, metadata=_metadata(ck))
         minfo = ModelInfo(run=ck.run, checkpoint=ck.label, step=ck.step,
                           revision=ck.revision or "", model_path=ck.path, params=ck.params,
                           params_nonembed=ck.params_nonembed, tokens=ck.tokens,
                           flops=ck.flops if math.isfinite(ck.flops) else math.nan,
                           lm_eval_version=lm_version)
         frames = []
-        for tname, samples in (res.get("samples") or {}).items():
+        samples_all = res.get("samples") or {}
+        for tname, samples in samples_all.items():
             cfg = (res.get("configs") or {}).get(tname) or {}
             tinfo = task_info_from_config(tname, cfg,
                                           num_fewshot=(res.get("n-shot") or {}).get(tname),
@@ -187,10 +227,21 @@ def collect(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], store: Stor
             if tinfo.output_type in ("multiple_choice", "loglikelihood"):
                 _add_token_lengths(lm, samples, recs)
             if tinfo.output_type == "generate_until" and generative_hook is not None:
+                def on_round(j, k, n, _t=tname, _c=ck):
+                    bar.set_postfix_str(f"{_c.run}/{_c.label} {_t}: PassUntil round {j}, "
+                                        f"{k} samples x {n} unsolved")
                 recs = generative_hook(lm=lm, checkpoint=ck, task_name=tname, task_info=tinfo,
                                        model_info=minfo, records=recs, task_manager=tm,
-                                       evaluate_fn=evaluate_fn, seed=seed, gen_kwargs=gen_kwargs)
+                                       evaluate_fn=evaluate_fn, seed=seed, gen_kwargs=gen_kwargs,
+                                       on_round=on_round)
             frames.append(pd.DataFrame(recs))
+        if tracker is not None:
+            # after the records are taken: lm-eval's saver stringifies the samples in place
+            res = {k: v for k, v in res.items() if k != "samples"}
+            tracker.save_results_aggregated(results=res, samples=samples_all if log_samples else None)
+            if log_samples:
+                for tname, samples in samples_all.items():
+                    tracker.save_results_samples(task_name=tname, samples=samples)
         for df in frames:
             if df.empty:
                 continue

@@ -1,12 +1,27 @@
 """Ingest lm-eval output files (``results_*.json`` + ``samples_*.jsonl[.gz]``) into the store.
 
-Both on-disk formats are read: CLI files whose numbers and booleans are strings, and older files
-whose whole fields are Python reprs, with no ``filter``/``metrics`` keys. Model metadata comes from
-the results JSON (``config.model_args``, ``config.model_revision``, the ``--metadata`` block that
-lm-eval merges into ``configs.<task>.metadata``); command-line values override it.
+Point it at what lm-eval wrote — one checkpoint's folder or a whole sweep
+(``<output_path>/<model>/results_<ts>.json`` per checkpoint) — and every checkpoint lands under
+its run and step:
 
-A malformed file raises :class:`IngestError` naming the file and line; nothing of that file is
-written (every file is parsed completely before its records go to the store).
+* **run**: ``--run`` if given, else the ``run`` key of lm-eval's ``--metadata``, else the model's
+  name (for a checkpoint folder such as ``/ckpts/1B/step600``, its parent folder ``1B``);
+* **step**: ``--step``, else the ``step``/``ckpt_step`` metadata key, else the number in the
+  revision or the checkpoint folder's name (``step600``, ``global_step20``);
+* **sizes**: ``--params``/``--tokens``/``--flops``, else the metadata keys ``params``,
+  ``params_nonembed``, ``tokens``, ``flops``, else the model's parameter count lm-eval logged;
+  ``--tokens-per-step`` derives the tokens from the step.
+
+lm-eval's convention holds: a re-run into the same folder writes a second timestamp, and the
+**latest timestamp wins** per task (older files are reported as superseded). Both on-disk formats
+are read: CLI files whose numbers and booleans are strings, and older files whose whole fields
+are Python reprs, with no ``filter``/``metrics`` keys.
+
+An ingest call is **all or nothing**: every file is parsed (streamed line by line) and checked
+before anything is written, a malformed file raises :class:`~downstream.errors.IngestError`
+naming the file and line, and the store is left as it was. Re-ingesting is idempotent: records
+already stored identically are skipped; different records under the same (run, checkpoint, task)
+are refused unless ``overwrite``.
 
 Examples
 --------
@@ -31,17 +46,21 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from ..errors import IngestError, RecordError
+from ..errors import IngestError, RecordError, StoreError
 from .records import ModelInfo, TaskInfo, samples_to_records, task_info_from_config
-from .store import Store
+from .store import Store, encode_name
 
-__all__ = ["IngestError", "SampleFile", "find_sample_files", "read_samples", "parse_file",
-           "ingest", "model_info_from_results"]
+__all__ = ["SampleFile", "find_sample_files", "read_samples", "parse_file", "ingest",
+           "model_info_from_results", "step_from_label", "INGEST_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
-_SAMPLES_RE = re.compile(r"^samples_(?P<task>.+)_(?P<ts>\d{4}-\d{2}-\d{2}T[\d\-.]+)\.jsonl(?:\.gz)?$")
-_RESULTS_RE = re.compile(r"^(?P<prefix>.*?)_?(?P<ts>\d{4}-\d{2}-\d{2}T[\d\-.]+)\.json$")
+_TS = r"\d{4}-\d{2}-\d{2}T[\d\-.]+"
+_SAMPLES_RE = re.compile(rf"^samples_(?P<task>.+)_(?P<ts>{_TS})\.jsonl(?:\.gz)?$")
+_RESULTS_RE = re.compile(rf"^(?P<prefix>.*?)_?(?P<ts>{_TS})\.json$")
+
+INGEST_COLUMNS = ["file", "run", "checkpoint", "step", "task", "rows", "flops", "status",
+                  "store_path"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,7 @@ class SampleFile:
     task: str
     timestamp: str
     results: Path | None
+    superseded: bool = False
 
 
 def _open_binary(path: Path):
@@ -60,58 +80,85 @@ def _open_binary(path: Path):
     return open(path, "rb")
 
 
-def find_sample_files(paths: Iterable[str | os.PathLike]) -> list[SampleFile]:
+def find_sample_files(paths: Iterable[str | os.PathLike], *,
+                      latest_only: bool = True) -> list[SampleFile]:
     """Find ``samples_<task>_<timestamp>.jsonl[.gz]`` files under the given files/folders and pair
-    each with the ``results*_<timestamp>.json`` of the same run in its folder."""
-    found: list[Path] = []
+    each with the ``results*_<timestamp>.json`` of the same run in its folder.
+
+    With ``latest_only`` (lm-eval's convention), a task's older timestamps in one folder are
+    returned with ``superseded=True`` (files named explicitly are always kept)."""
+    found: list[tuple[Path, bool]] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found.extend(sorted(x for x in p.rglob("samples_*.jsonl*") if _SAMPLES_RE.match(x.name)))
+            found.extend((x, False) for x in sorted(p.rglob("samples_*.jsonl*"))
+                         if _SAMPLES_RE.match(x.name))
         elif p.is_file():
             if not _SAMPLES_RE.match(p.name):
                 raise IngestError(f"{p}: not an lm-eval samples file (expected "
                                   "samples_<task>_<timestamp>.jsonl[.gz])")
-            found.append(p)
+            found.append((p, True))
         else:
             raise IngestError(f"{p}: no such file or folder")
-    out = []
-    for f in found:
+    latest: dict[tuple[Path, str], str] = {}
+    for f, _ in found:
         m = _SAMPLES_RE.match(f.name)
         assert m is not None  # found only holds matching names
+        key = (f.parent, m.group("task"))
+        latest[key] = max(latest.get(key, ""), m.group("ts"))
+    out = []
+    seen = set()
+    for f, explicit in found:
+        if f in seen:
+            continue
+        seen.add(f)
+        m = _SAMPLES_RE.match(f.name)
+        assert m is not None
         ts = m.group("ts")
         res = None
         for cand in sorted(f.parent.glob(f"*{ts}.json")):
             if _RESULTS_RE.match(cand.name):
                 res = cand
                 break
-        out.append(SampleFile(path=f, task=m.group("task"), timestamp=ts, results=res))
+        old = latest_only and not explicit and ts != latest[(f.parent, m.group("task"))]
+        out.append(SampleFile(path=f, task=m.group("task"), timestamp=ts, results=res,
+                              superseded=old))
     return out
 
 
 def read_samples(path: Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, decoded dict) for each non-empty line; :class:`IngestError` on bad JSON
-    or a truncated compressed stream. Lines are decoded with orjson (lm-eval writes ``NaN``,
-    which orjson rejects; such lines fall back to the standard library)."""
+    """Yield (line number, decoded dict) for each non-empty line, streaming (one line in memory
+    at a time); :class:`IngestError` on bad JSON or a truncated compressed stream. Lines are
+    decoded with orjson (lm-eval writes ``NaN``, which orjson rejects; such lines fall back to
+    the standard library)."""
+    lineno = 0
     try:
         with _open_binary(path) as fh:
-            data = fh.read()
+            for lineno, line in enumerate(fh, start=1):
+                if not line or line.isspace():
+                    continue
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    try:
+                        obj = json.loads(line)
+                    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+                        why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                        raise IngestError(f"{path}: line {lineno}: invalid JSON ({why})") from None
+                if not isinstance(obj, dict):
+                    raise IngestError(f"{path}: line {lineno}: expected a JSON object")
+                yield lineno, obj
     except (EOFError, gzip.BadGzipFile, OSError) as exc:
-        raise IngestError(f"{path}: line 1: unreadable ({type(exc).__name__}: {exc}); the file "
-                          "looks truncated or corrupt") from None
-    for lineno, line in enumerate(data.split(b"\n"), start=1):
-        if not line or line.isspace():
-            continue
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            try:
-                obj = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-                raise IngestError(f"{path}: line {lineno}: invalid JSON ({why})") from None
-        if not isinstance(obj, dict):
-            raise IngestError(f"{path}: line {lineno}: expected a JSON object")
-        yield lineno, obj
+        raise IngestError(f"{path}: line {lineno + 1}: unreadable ({type(exc).__name__}: {exc}); "
+                          "the file looks truncated or corrupt") from None
+
+
+def _obj(x: Any, where: str) -> dict:
+    """A JSON object field (None = empty); anything else is a malformed file."""
+    if x is None:
+        return {}
+    if not isinstance(x, Mapping):
+        raise IngestError(f"{where}: expected a JSON object, got {type(x).__name__}")
+    return dict(x)
 
 
 def _model_args(config: Mapping[str, Any]) -> dict:
@@ -145,43 +192,61 @@ def step_from_label(label: str) -> int:
 
 def _meta_float(meta: Mapping[str, Any], *keys: str) -> float:
     for k in keys:
-        if k in meta and meta[k] is not None:
+        if k in meta and meta[k] is not None and not isinstance(meta[k], bool):
             try:
-                return float(meta[k])
-            except (TypeError, ValueError):
+                v = float(meta[k])
+            except (TypeError, ValueError, OverflowError):
                 continue
+            if math.isfinite(v):
+                return v
     return math.nan
 
 
-def model_info_from_results(results: Mapping[str, Any] | None, task: str, *, run: str,
-                            step: int | None = None, params: float | None = None,
-                            tokens: float | None = None, flops: float | None = None,
-                            params_nonembed: float | None = None,
-                            tokens_per_step: float | None = None) -> ModelInfo:
-    """Checkpoint identity and size from a results JSON, overridden by explicit values.
+def _run_from_path(pretrained: str) -> str:
+    """A run name from a model path: the checkpoint folder's parent for ``.../run/step600``,
+    else the last path component (an HF id's model name)."""
+    p = Path(pretrained.rstrip("/"))
+    if step_from_label(p.name) >= 0 and p.parent.name:
+        return p.parent.name
+    return p.name
 
-    Recognised ``--metadata`` keys (in ``configs.<task>.metadata``): ``run``, ``step`` /
-    ``ckpt_step``, ``params`` / ``n_params``, ``params_nonembed``, ``tokens`` / ``tokens_seen``,
-    ``flops``. Without them the step comes from the revision or the directory name, and the total
-    parameter count from ``config.model_num_parameters``.
-    """
-    results = results or {}
-    config = results.get("config") or {}
+
+def model_info_from_results(results: Mapping[str, Any] | None, task: str, *,
+                            run: str | None = None, step: int | None = None,
+                            params: float | None = None, tokens: float | None = None,
+                            flops: float | None = None, params_nonembed: float | None = None,
+                            tokens_per_step: float | None = None,
+                            where: str = "<results>") -> ModelInfo:
+    """Checkpoint identity and size from a results JSON, overridden by explicit values (see the
+    module docstring for the order of precedence)."""
+    results = _obj(results, where)
+    config = _obj(results.get("config"), f"{where}: field 'config'")
     margs = _model_args(config)
-    tmeta = ((results.get("configs") or {}).get(task) or {}).get("metadata") or {}
+    configs = _obj(results.get("configs"), f"{where}: field 'configs'")
+    tcfg = _obj(configs.get(task), f"{where}: field 'configs.{task}'")
+    tmeta = _obj(tcfg.get("metadata"), f"{where}: field 'configs.{task}.metadata'")
     pretrained = str(margs.get("pretrained", "") or tmeta.get("pretrained", "") or "")
     revision = str(margs.get("revision", "") or "")
     if not revision and config.get("model_revision") not in (None, "", "main"):
         revision = str(config.get("model_revision"))
+    if run is None:
+        mrun = tmeta.get("run")
+        run = str(mrun) if isinstance(mrun, (str, int)) and str(mrun) else None
+    if run is None:
+        if not pretrained:
+            raise IngestError(f"{where}: cannot tell the run (no --run, no 'run' in lm-eval's "
+                              "--metadata, no model path in the results); pass --run")
+        run = _run_from_path(pretrained)
     if step is None:
         s = _meta_float(tmeta, "step", "ckpt_step")
-        step = int(s) if math.isfinite(s) else step_from_label(revision or pretrained)
+        step = int(s) if math.isfinite(s) else step_from_label(revision or Path(pretrained).name)
     n = params if params is not None else _meta_float(tmeta, "params", "n_params")
     if not math.isfinite(n):
         n = _meta_float(config, "model_num_parameters")
     d = tokens if tokens is not None else _meta_float(tmeta, "tokens", "tokens_seen")
-    if not math.isfinite(d) and tokens_per_step is not None and step >= 0:
-        d = float(step) * float(tokens_per_step)
+    tps = tokens_per_step if tokens_per_step is not None else _meta_float(tmeta, "tokens_per_step")
+    if not math.isfinite(d) and math.isfinite(tps) and step >= 0:
+        d = float(step) * float(tps)
     if revision:
         ckpt = revision
     elif step >= 0:
@@ -206,67 +271,101 @@ def _load_results(path: Path | None) -> dict | None:
             obj = json.load(fh)
     except json.JSONDecodeError as exc:
         raise IngestError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from None
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise IngestError(f"{path}: line 1: unreadable ({type(exc).__name__})") from None
     if not isinstance(obj, dict):
         raise IngestError(f"{path}: line 1: expected a JSON object")
     return obj
 
 
-def parse_file(sf: SampleFile, *, run: str, step: int | None = None, params: float | None = None,
-               tokens: float | None = None, flops: float | None = None,
-               params_nonembed: float | None = None) -> list[dict]:
+def _task_info(results: dict | None, sf: SampleFile) -> TaskInfo:
+    where = str(sf.results)
+    r = _obj(results, where)
+    cfg = _obj(_obj(r.get("configs"), f"{where}: field 'configs'").get(sf.task),
+               f"{where}: field 'configs.{sf.task}'")
+    shots = _obj(r.get("n-shot"), f"{where}: field 'n-shot'").get(sf.task)
+    version = _obj(r.get("versions"), f"{where}: field 'versions'").get(sf.task, "")
+    if shots is None:
+        shots = cfg.get("num_fewshot")
+    if shots is None:
+        m = re.search(r"(\d+)[-_]?shot", sf.path.name)
+        shots = int(m.group(1)) if m else 0
+    try:
+        shots = int(shots)
+    except (TypeError, ValueError):
+        raise IngestError(f"{where}: n-shot of {sf.task!r} is not a number: {shots!r}") from None
+    if not isinstance(version, (str, int, float)):
+        raise IngestError(f"{where}: version of {sf.task!r} is not a value: {version!r}")
+    try:
+        return task_info_from_config(sf.task, cfg, num_fewshot=shots, version=version)
+    except (TypeError, ValueError) as exc:
+        raise IngestError(f"{where}: configs.{sf.task}: {exc}") from None
+
+
+def parse_file(sf: SampleFile, *, run: str | None = None, step: int | None = None,
+               params: float | None = None, tokens: float | None = None,
+               flops: float | None = None, params_nonembed: float | None = None,
+               tokens_per_step: float | None = None) -> list[dict]:
     """Parse one samples file completely into store records (nothing is written)."""
     results = _load_results(sf.results)
-    task = sf.task
-    cfg = ((results or {}).get("configs") or {}).get(task)
-    shots = ((results or {}).get("n-shot") or {}).get(task)
-    version = ((results or {}).get("versions") or {}).get(task, "")
-    if shots is None:
-        shots = _guess_shots(sf)
-    tinfo = task_info_from_config(task, cfg, num_fewshot=shots, version=version)
-    minfo = model_info_from_results(results, task, run=run, step=step, params=params,
-                                    tokens=tokens, flops=flops, params_nonembed=params_nonembed)
-    lines = []
-    linenos = []
-    for lineno, obj in read_samples(sf.path):
-        lines.append(obj)
-        linenos.append(lineno)
+    tinfo = _task_info(results, sf)
+    minfo = model_info_from_results(results, sf.task, run=run, step=step, params=params,
+                                    tokens=tokens, flops=flops, params_nonembed=params_nonembed,
+                                    tokens_per_step=tokens_per_step,
+                                    where=str(sf.results or sf.path))
     try:
-        return _records_with_lines(lines, linenos, tinfo, minfo, sf.path)
-    except RecordError as exc:
-        raise IngestError(str(exc)) from None
+        encode_name(minfo.run, "run name")
+        encode_name(minfo.checkpoint, "checkpoint label")
+        encode_name(sf.task, "task name")
+    except StoreError as exc:
+        raise IngestError(f"{sf.path}: {exc}") from None
+    linenos: list[int] = []
 
+    def stream() -> Iterator[dict]:
+        for lineno, obj in read_samples(sf.path):
+            linenos.append(lineno)
+            yield obj
 
-def _records_with_lines(lines, linenos, tinfo: TaskInfo, minfo: ModelInfo, path: Path) -> list[dict]:
     try:
-        return samples_to_records(lines, tinfo, minfo, where=str(path))
+        return samples_to_records(stream(), tinfo, minfo, where=str(sf.path))
     except RecordError as exc:
         # translate "sample i" into the file's line number
         msg = str(exc)
         m = re.search(r": line (\d+): ", msg)
-        if m:
+        if m and int(m.group(1)) <= len(linenos):
             i = int(m.group(1))
             msg = msg.replace(f": line {i}: ", f": line {linenos[i - 1]}: ", 1)
-        raise RecordError(msg) from None
+        raise IngestError(msg) from None
 
 
-def _guess_shots(sf: SampleFile) -> int:
-    m = re.search(r"(\d+)[-_]?shot", sf.path.name)
-    return int(m.group(1)) if m else 0
+def _same_as_stored(st: Store, recs: list[dict]) -> bool | None:
+    """None when not stored; True when the stored file holds the same records."""
+    from .store import _meta, _to_table
+
+    r0 = recs[0]
+    path = st.path_for(r0["run"], r0["checkpoint"], r0["task"])
+    if not path.is_file():
+        return None
+    new = _meta(_to_table(recs), r0["run"], r0["checkpoint"], r0["task"])
+    old = st._file_meta(path)
+    keys = ("docs_digest", "content_digest", "rows", "num_fewshot", "task_config_hash", "step")
+    return all(str(new.get(k)) == str(old.get(k)) for k in keys)
 
 
-def ingest(paths: Sequence[str | os.PathLike], store: Store | str | os.PathLike, *, run: str,
-           step: int | None = None, params: float | None = None, tokens: float | None = None,
-           flops: float | None = None, params_nonembed: float | None = None,
+def ingest(paths: Sequence[str | os.PathLike], store: Store | str | os.PathLike, *,
+           run: str | None = None, step: int | None = None, params: float | None = None,
+           tokens: float | None = None, flops: float | None = None,
+           params_nonembed: float | None = None, tokens_per_step: float | None = None,
            overwrite: bool = False, progress: bool = False) -> pd.DataFrame:
-    """Ingest lm-eval output under ``paths`` into ``store``.
-
-    Each samples file is parsed completely before anything of it is written; a malformed file
-    raises :class:`IngestError` (naming file and line) and leaves the store without it.
+    """Ingest lm-eval output under ``paths`` (files, checkpoint folders or a sweep folder) into
+    ``store``, all or nothing.
 
     Returns
     -------
     pandas.DataFrame
-        One row per file written: ``file, task, checkpoint, rows, store_path``.
+        One row per samples file: ``file, run, checkpoint, step, task, rows, flops, status,
+        store_path``; status is ``written``, ``skipped (already stored)`` or ``superseded``
+        (an older timestamp of a task re-run into the same folder).
 
     Examples
     --------
@@ -277,18 +376,54 @@ def ingest(paths: Sequence[str | os.PathLike], store: Store | str | os.PathLike,
     from tqdm.auto import tqdm
 
     st = store if isinstance(store, Store) else Store(store)
+    if not isinstance(paths, (list, tuple)):
+        paths = [paths]  # type: ignore[list-item]
     files = find_sample_files(paths)
-    rows = []
+    checkpoints = {sf.path.parent for sf in files if not sf.superseded}
+    if step is not None and len(checkpoints) > 1:
+        raise IngestError(f"--step {step} was given but the paths hold {len(checkpoints)} "
+                          "checkpoint folders; each needs its own step (leave --step out to read "
+                          "it from lm-eval's metadata or the checkpoint name)")
+    rows: list[dict] = []
+    pending: list[dict] = []
+    keys: dict[tuple, Path] = {}
     for sf in tqdm(files, desc="ingest", unit="file", disable=not progress):
+        base = {"file": str(sf.path), "task": sf.task, "store_path": ""}
+        if sf.superseded:
+            rows.append({**base, "status": "superseded", "rows": 0})
+            continue
         recs = parse_file(sf, run=run, step=step, params=params, tokens=tokens, flops=flops,
-                          params_nonembed=params_nonembed)
+                          params_nonembed=params_nonembed, tokens_per_step=tokens_per_step)
         if not recs:
             log.warning("%s: no samples", sf.path)
+            rows.append({**base, "status": "empty", "rows": 0})
             continue
-        for w in st.write(recs, overwrite=overwrite):
-            rows.append({"file": str(sf.path), "task": sf.task,
-                         "checkpoint": recs[0]["checkpoint"], "rows": len(recs),
-                         "store_path": str(w)})
-    return pd.DataFrame(rows, columns=["file", "task", "checkpoint", "rows", "store_path"])
-
+        r0 = recs[0]
+        key = (r0["run"], r0["checkpoint"], r0["task"])
+        if key in keys:
+            raise IngestError(f"{sf.path} and {keys[key]} both hold run {key[0]!r} checkpoint "
+                              f"{key[1]!r} task {key[2]!r}: give each checkpoint its own step or "
+                              "run")
+        keys[key] = sf.path
+        info = {**base, "run": r0["run"], "checkpoint": r0["checkpoint"], "step": r0["step"],
+                "rows": len(recs), "flops": r0["flops"],
+                "store_path": str(st.path_for(*key))}
+        if not math.isfinite(r0["flops"]):
+            log.warning("%s: run %r checkpoint %r has no training FLOPs (tokens unknown): it can "
+                        "be stored but not used for forecasts; pass --tokens/--flops or "
+                        "--tokens-per-step, or lm-eval --metadata tokens=...", sf.path, key[0],
+                        key[1])
+        same = None if overwrite else _same_as_stored(st, recs)
+        if same is True:
+            rows.append({**info, "status": "skipped (already stored)"})
+            continue
+        if same is False:
+            raise IngestError(f"{sf.path}: run {key[0]!r} checkpoint {key[1]!r} task {key[2]!r} is "
+                              f"already stored with different records ({info['store_path']}); "
+                              "pass --overwrite to replace it")
+        rows.append({**info, "status": "written"})
+        pending.extend(recs)
+    if pending:
+        st.write(pending, overwrite=overwrite)
+    return pd.DataFrame(rows, columns=INGEST_COLUMNS)
 

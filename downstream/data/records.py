@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from ..errors import RecordError
+from .schema import OUTPUT_TYPES
 from .tables import training_flops
 
 __all__ = [
@@ -88,13 +89,17 @@ def task_info_from_config(name: str, config: Mapping[str, Any] | None, *, num_fe
     """Build a :class:`TaskInfo` from a resolved lm-eval task config (``configs.<task>``)."""
     config = config or {}
     shots = num_fewshot if num_fewshot is not None else config.get("num_fewshot") or 0
+    otype = config.get("output_type")
+    if otype is not None and otype not in OUTPUT_TYPES:
+        raise RecordError(f"task {name!r}: unknown output_type {otype!r}")
+    delim = config.get("target_delimiter", " ")
     return TaskInfo(
         name=name,
-        output_type=config.get("output_type"),
+        output_type=otype,
         version="" if version is None else str(version),
         config_hash=config_hash(config) if config else "",
         num_fewshot=int(shots),
-        target_delimiter=config.get("target_delimiter", " ") if config else " ",
+        target_delimiter=delim if isinstance(delim, str) else " ",
     )
 
 
@@ -112,7 +117,7 @@ def _literal(value: Any, field_name: str) -> Any:
     if value.__class__ is str and value[:1] in "[{(":
         try:
             return ast.literal_eval(value)
-        except (ValueError, SyntaxError) as exc:
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError) as exc:
             raise RecordError(f"field {field_name!r}: cannot parse {value[:60]!r}") from exc
     return value
 
@@ -122,28 +127,43 @@ def _float(x: Any, what: str) -> float:
         raise RecordError(f"{what}: expected a number, got a boolean")
     try:
         return float(x)
-    except (TypeError, ValueError) as exc:
-        raise RecordError(f"{what}: expected a number, got {x!r}") from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise RecordError(f"{what}: expected a number, got {str(x)[:40]!r}") from exc
+
+
+def _loglik(x: Any, what: str) -> float:
+    v = _float(x, what)
+    if not math.isfinite(v) or v > 1e-6:
+        raise RecordError(f"{what}: a log-likelihood must be finite and <= 0, got {v!r}")
+    return v
 
 
 def _bool(x: Any, what: str) -> bool:
     if isinstance(x, bool):
         return x
-    if x in ("True", "true", 1, "1"):
+    if isinstance(x, (str, int, float)) and x in ("True", "true", 1, "1"):
         return True
-    if x in ("False", "false", 0, "0"):
+    if isinstance(x, (str, int, float)) and x in ("False", "false", 0, "0"):
         return False
-    raise RecordError(f"{what}: expected a boolean, got {x!r}")
+    raise RecordError(f"{what}: expected a boolean, got {str(x)[:40]!r}")
 
 
 def _int(x: Any, what: str) -> int:
-    try:
-        f = float(x)
-    except (TypeError, ValueError) as exc:
-        raise RecordError(f"{what}: expected an integer, got {x!r}") from exc
-    if not f.is_integer():
-        raise RecordError(f"{what}: expected an integer, got {x!r}")
-    return int(f)
+    if isinstance(x, bool):
+        raise RecordError(f"{what}: expected an integer, got a boolean")
+    if isinstance(x, int):
+        v = x
+    else:
+        try:
+            f = float(x)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise RecordError(f"{what}: expected an integer, got {str(x)[:40]!r}") from exc
+        if not f.is_integer():
+            raise RecordError(f"{what}: expected an integer, got {str(x)[:40]!r}")
+        v = int(f)
+    if not 0 <= v < 2 ** 63:
+        raise RecordError(f"{what}: {v} is outside 0 .. 2^63-1")
+    return v
 
 
 def _metric_value(x: Any) -> Any:
@@ -223,6 +243,8 @@ def _gold_index(target: Any, doc: Mapping[str, Any], continuations: list[str],
     for partial-context tasks (WinoGrande: one continuation, several contexts), the document's
     ``answer`` (1-based with ``option1``/``option2``), ``label`` or ``gold`` field."""
     if isinstance(target, (int, float)) and not isinstance(target, bool):
+        if not (math.isfinite(target) and float(target).is_integer()):
+            raise RecordError(f"field 'target': {target!r} is not a choice index")
         return int(target)
     if isinstance(target, str):
         s = target.strip()
@@ -268,6 +290,8 @@ def sample_to_record(sample: Mapping[str, Any], task: TaskInfo, model: ModelInfo
     RecordError
         When a field is missing or cannot be parsed; the message names the field.
     """
+    if not isinstance(sample, Mapping):
+        raise RecordError(f"expected a JSON object per sample, got {type(sample).__name__}")
     for key in ("doc_id", "resps", "arguments"):
         if key not in sample:
             raise RecordError(f"missing field {key!r}")
@@ -283,9 +307,9 @@ def sample_to_record(sample: Mapping[str, Any], task: TaskInfo, model: ModelInfo
     metric_keys = sample.get("metrics")
     if isinstance(metric_keys, str):
         metric_keys = _literal(metric_keys, "metrics")
-    if not metric_keys:
+    if not metric_keys or not isinstance(metric_keys, (list, tuple)):
         metric_keys = [k for k in sample if k not in _KNOWN_KEYS]
-    metrics = {k: _metric_value(sample[k]) for k in metric_keys if k in sample}
+    metrics = {k: _metric_value(sample[k]) for k in metric_keys if isinstance(k, str) and k in sample}
 
     rec: dict[str, Any] = {
         "run": model.run, "step": int(model.step), "checkpoint": model.checkpoint,
@@ -306,7 +330,7 @@ def sample_to_record(sample: Mapping[str, Any], task: TaskInfo, model: ModelInfo
     }
     for m in ("acc", "acc_norm"):
         v = metrics.get(m)
-        if isinstance(v, (int, float)) and v is not None:
+        if isinstance(v, (int, float)) and math.isfinite(float(v)):
             rec[m] = float(v)
 
     if otype in ("multiple_choice", "loglikelihood"):
@@ -315,7 +339,7 @@ def sample_to_record(sample: Mapping[str, Any], task: TaskInfo, model: ModelInfo
             pair = r[0] if isinstance(r, (list, tuple)) and r and isinstance(r[0], (list, tuple)) else r
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
                 raise RecordError(f"field 'resps'[{j}]: expected [loglikelihood, is_greedy]")
-            lls.append(_float(pair[0], f"field 'resps'[{j}][0]"))
+            lls.append(_loglik(pair[0], f"field 'resps'[{j}][0]"))
             greedy.append(_bool(pair[1], f"field 'resps'[{j}][1]"))
         if len(args) != len(lls):
             raise RecordError(f"{len(args)} requests in 'arguments' but {len(lls)} in 'resps'")
@@ -329,12 +353,17 @@ def sample_to_record(sample: Mapping[str, Any], task: TaskInfo, model: ModelInfo
         rec["n_bytes"] = [len(c.encode("utf-8")) for c in choices]
         target = _literal(sample.get("target"), "target") if isinstance(sample.get("target"), str) \
             and sample.get("target", "")[:1] == "[" else sample.get("target")
-        rec["gold"] = _gold_index(target, doc, conts, contexts, delim)
+        gold = _gold_index(target, doc, conts, contexts, delim)
+        if not -1 <= gold < len(lls):
+            raise RecordError(f"field 'target': gold index {gold} is outside the {len(lls)} choices")
+        rec["gold"] = gold
         rec["target"] = None if target is None else str(target)
     elif otype == "loglikelihood_rolling":
         first = resps[0]
+        if isinstance(first, (list, tuple)) and not first:
+            raise RecordError("field 'resps'[0]: empty")
         val = first[0] if isinstance(first, (list, tuple)) else first
-        rec["ll_total"] = _float(val, "field 'resps'[0]")
+        rec["ll_total"] = _loglik(val, "field 'resps'[0]")
         for key, col in (("word_perplexity", "n_words"), ("bits_per_byte", "n_bytes_total"),
                          ("byte_perplexity", "n_bytes_total")):
             v = metrics.get(key)
@@ -374,17 +403,25 @@ def samples_to_records(samples: Iterable[Mapping[str, Any]], task: TaskInfo, mod
     RecordError
         With ``where`` and the 1-based sample number in the message.
     """
+    if samples is None or isinstance(samples, (str, bytes, Mapping)):
+        raise RecordError(f"{where}: samples must be a list of per-sample dicts, got "
+                          f"{type(samples).__name__}")
     seen: dict[Any, int] = {}
     out = []
     for i, s in enumerate(samples, start=1):
         try:
             label = None
-            if "filter" not in s:
+            k = 0
+            if isinstance(s, Mapping) and "filter" not in s:
                 key = str(s.get("doc_id"))
                 k = seen.get(key, 0)
                 seen[key] = k + 1
                 label = "none" if k == 0 else f"filter_{k}"
-            out.append(sample_to_record(s, task, model, filter_name=label, pass_check=pass_check))
+            rec = sample_to_record(s, task, model, filter_name=label, pass_check=pass_check)
+            if k > 0 and rec["output_type"] != "generate_until":
+                raise RecordError(f"duplicate doc_id {rec['doc_id']} (only generative tasks log "
+                                  "one line per filter)")
+            out.append(rec)
         except RecordError as exc:
             raise RecordError(f"{where}: line {i}: {exc}") from None
     return out

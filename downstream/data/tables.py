@@ -32,7 +32,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["LADDER_COLUMNS", "read_ladder", "validate_ladder", "CHANCE", "training_flops",
+from ..errors import LadderError
+
+__all__ = ["LADDER_COLUMNS", "LOSS_METRICS", "read_ladder", "validate_ladder", "CHANCE",
+           "training_flops",
            "last_checkpoints"]
 
 LADDER_COLUMNS = ("run", "params", "tokens", "flops", "step", "task", "metric", "value")
@@ -87,32 +90,88 @@ def last_checkpoints(df: pd.DataFrame, k: int = 1, *, by: str | list[str] = "run
     return df.sort_values([*keys, order]).groupby(keys, sort=False).tail(k)
 
 
+#: metrics that are losses (positive, unbounded); every other metric is a score in [0, 1]
+LOSS_METRICS = ("loss", "bpb", "nll", "ppl", "perplexity", "bits_per_byte", "word_perplexity",
+                "byte_perplexity", "ce")
+
+
+def _row_error(source: str, out: pd.DataFrame, mask, what: str) -> LadderError:
+    i = int(np.flatnonzero(np.asarray(mask, bool))[0])
+    return LadderError(f"{source}: row {i + 1}: {what} (run {out['run'].iloc[i]!r}, task "
+                       f"{out['task'].iloc[i]!r}, metric {out['metric'].iloc[i]!r})")
+
+
 def validate_ladder(df: pd.DataFrame, *, source: str = "<table>") -> pd.DataFrame:
     """Check a ladder table and fill ``flops`` (6ND) and ``step`` (-1) when absent.
 
+    Refused, naming the row: a missing column; a non-number in params/tokens/flops/value; a
+    missing value; negative or zero parameters; negative tokens or FLOPs; no way to tell the
+    compute; a score (any metric not in :data:`LOSS_METRICS`) outside 0-1 (percentages must be
+    divided by 100); a non-positive loss; two rows for one (run, step, task, metric).
+    Untrained checkpoints (zero tokens, so zero compute) are kept; methods leave them out.
+
     Raises
     ------
-    ValueError
-        Naming the source, the missing column or the first bad row.
+    LadderError
+        Naming the source, the column or the first bad row.
     """
+    if not isinstance(df, pd.DataFrame):
+        raise LadderError(f"{source}: a ladder table must be a DataFrame, got {type(df).__name__}")
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise ValueError(f"{source}: ladder table lacks column(s) {missing}; needs "
-                         f"{list(REQUIRED)} (+ optional flops, step)")
-    out = df.copy()
-    for c in ("params", "tokens", "value"):
+        raise LadderError(f"{source}: ladder table lacks column(s) {missing}; needs "
+                          f"{list(REQUIRED)} (+ optional flops, step)")
+    out = df.reset_index(drop=True).copy()
+    for c in ("params", "tokens", "value", *(["flops"] if "flops" in out else [])):
         num = pd.to_numeric(out[c], errors="coerce")
         bad = num.isna() & out[c].notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ValueError(f"{source}: row {i + 1}: column {c!r} is not a number: "
-                             f"{out[c].iloc[i]!r}")
-        out[c] = num
-    given = pd.to_numeric(out["flops"], errors="coerce") if "flops" in out else None
+            raise LadderError(f"{source}: row {i + 1}: column {c!r} is not a number: "
+                              f"{out[c].iloc[i]!r}")
+        out[c] = num.astype(float)
+    out["run"] = out["run"].astype(str)
+    out["task"] = out["task"].astype(str)
+    out["metric"] = out["metric"].astype(str)
+    v = out["value"]
+    if v.isna().any():
+        raise _row_error(source, out, v.isna(), "value is missing")
+    if (~np.isfinite(v)).any():
+        raise _row_error(source, out, ~np.isfinite(v), "value is not finite")
+    if (out["params"] <= 0).any():
+        raise _row_error(source, out, out["params"] <= 0, "params must be positive")
+    if (out["tokens"] < 0).any():
+        raise _row_error(source, out, out["tokens"] < 0, "tokens must not be negative")
+    given = out.get("flops")
+    if given is not None and (given < 0).any():
+        raise _row_error(source, out, given < 0, "flops must not be negative")
     out["flops"] = training_flops(out["params"], out["tokens"], flops=given)
+    nof = out["flops"].isna()
+    if nof.any():
+        raise _row_error(source, out, nof, "no training compute: give flops, or params and tokens")
+    loss = out["metric"].isin(LOSS_METRICS)
+    if (loss & (v <= 0)).any():
+        raise _row_error(source, out, loss & (v <= 0), f"a loss must be positive, got "
+                         f"{v[loss & (v <= 0)].iloc[0]:g}")
+    score_bad = ~loss & ((v < 0) | (v > 1))
+    if score_bad.any():
+        raise _row_error(source, out, score_bad, f"score {v[score_bad].iloc[0]:g} is outside 0-1 "
+                         "(scores are fractions: divide percentages by 100; losses need a metric "
+                         f"named one of {list(LOSS_METRICS)})")
     if "step" not in out:
         out["step"] = -1
-    out["step"] = pd.to_numeric(out["step"], errors="coerce").fillna(-1).astype(int)
+    step = pd.to_numeric(out["step"], errors="coerce")
+    if (step.isna() & out["step"].notna()).any():
+        raise _row_error(source, out, step.isna() & out["step"].notna(), "step is not a number")
+    out["step"] = step.fillna(-1).astype(int)
+    keys = ["run", "step", "task", "metric"]
+    dup = out.duplicated(keys, keep=False)
+    if dup.any():
+        first = int(np.flatnonzero(dup.to_numpy())[0])
+        same = (out[keys] == out.loc[first, keys]).all(axis=1).to_numpy()
+        rows = np.flatnonzero(same)[:2] + 1
+        raise _row_error(source, out, dup, f"rows {rows[0]} and {rows[1]} are the same (run, step, "
+                         "task, metric); give each checkpoint its own step")
     return out
 
 
@@ -120,8 +179,12 @@ def read_ladder(path: str | os.PathLike) -> pd.DataFrame:
     """Read a ladder table from CSV (optionally gzipped) or parquet and validate it."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such ladder table")
-    df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+        raise LadderError(f"{p}: no such ladder table")
+    try:
+        df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise LadderError(f"{p}: cannot read it as a {'parquet' if p.suffix == '.parquet' else 'CSV'} "
+                          f"table ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     return validate_ladder(df, source=str(p))
 
 

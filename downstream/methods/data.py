@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -34,9 +35,11 @@ from ..data.tables import last_checkpoints
 from ..errors import DataError
 
 __all__ = ["TaskData", "task_data", "store_task_data", "subset_runs", "run_finals",
-           "final_targets", "store_targets", "SCORE_COLUMNS"]
+           "final_targets", "store_targets", "store_ladder_table", "SCORE_COLUMNS"]
 
 SCORE_COLUMNS = ["run", "step", "params", "tokens", "flops", "value"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -107,9 +110,16 @@ def task_data(table: pd.DataFrame, task: str, *, metric: str = "acc",
     The intermediate loss is the task's own ``loss_metric`` (default ``bpb`` if present), else the
     validation loss ``val_loss_task`` (default the first ``val/*`` task with metric ``loss``).
     """
+    if isinstance(runs, str):
+        runs = [runs]
     t = table if runs is None else table[table["run"].isin(list(runs))]
     if min_step is not None:
         t = t[(t["step"] >= min_step) | (t["step"] < 0)]
+    untrained = ~(t["flops"] > 0)
+    if untrained.any():  # zero compute has no place on a log-compute axis
+        log.info("task %s: leaving out %d rows of untrained (zero-compute) checkpoints", task,
+                 int(untrained.sum()))
+        t = t[~untrained]
     score = t[(t["task"] == task) & (t["metric"] == metric)]
     if score.empty:
         raise DataError(f"no rows for task {task!r} metric {metric!r}")
@@ -222,3 +232,25 @@ def store_targets(records: pd.DataFrame, runs: Sequence[str], *,
     return pd.DataFrame({"target": [f"{r}/step{s}" for r, s in zip(cp["run"], cp["step"])],
                          "run": cp["run"], "step": cp["step"], "params": cp["params"],
                          "tokens": cp["tokens"], "flops": cp["flops"], "actual": cp["value"]})
+
+
+def store_ladder_table(store, *, tasks: Sequence[str] | None = None) -> pd.DataFrame:
+    """A per-item store aggregated into a ladder table (one row per run x checkpoint x task x
+    metric): ``acc`` (multiple choice, recomputed from the log-likelihoods) or ``pass_rate``
+    (generative), plus ``bpb`` (mean gold bits per byte) for multiple choice; ``params`` are
+    non-embedding where known; ``chance`` is 1 / choices (0 for generative tasks)."""
+    from ..data.store import Store
+
+    st = store if isinstance(store, Store) else Store(store)
+    files = st.list()
+    parts = []
+    for task in (tasks or sorted(files["task"].unique())):
+        data = store_task_data(st.load(tasks=[task], with_derived=True))
+        metric = "pass_rate" if data.generative else "acc"
+        parts.append(data.score.assign(task=task, metric=metric, chance=data.chance))
+        if data.loss is not None:
+            parts.append(data.loss.assign(task=task, metric="bpb", chance=np.nan))
+    cols = ["run", "params", "tokens", "flops", "step", "task", "metric", "value", "chance"]
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(parts, ignore_index=True)[cols]
