@@ -1,7 +1,7 @@
 """Command-line interface: a thin layer over the library.
 
 Subcommands: ``ingest``, ``collect``, ``ls``, ``forecast``, ``backtest``, ``ladder-table``,
-``demo``. Run ``downstream <command> --help`` for the options of each.
+``item-store``, ``demo``. Run ``downstream <command> --help`` for the options of each.
 
 Scripting conventions:
 
@@ -332,6 +332,25 @@ def _cmd_ladder_table(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_item_store(a: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .data.per_item import PER_ITEM_LOADERS
+    from .data.store import Store
+
+    load, all_tasks = PER_ITEM_LOADERS[a.source]
+    tasks = a.tasks or (list(all_tasks) if all_tasks else [None])
+    st = Store(a.store)
+    rows = []
+    for t in tasks:
+        recs = load(a.data, t)
+        paths = st.write(recs, overwrite=a.overwrite)
+        rows.append({"source": a.source, "task": str(recs["task"].iloc[0]), "files": len(paths),
+                     "rows": len(recs), "runs": int(recs["run"].nunique())})
+    _emit(pd.DataFrame(rows), a.format)
+    return 0
+
+
 def _cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -501,6 +520,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("--out", required=True)
     _add_common(p)
     p.set_defaults(func=_cmd_ladder_table)
+
+    p = add("item-store", help="write a public per-item ladder (../shared/data/per_item) to a store",
+            description="Convert a public per-item source to store records: pythia_gsm8k (pass "
+                        "counts), pythia_gsm8k_nll (solution NLL), gpt2_opt (per-item loss and "
+                        "correctness; --tasks picks experiments), minibertas (0/1 correctness; "
+                        "--tasks picks test sets).")
+    p.add_argument("source", choices=["pythia_gsm8k", "pythia_gsm8k_nll", "gpt2_opt", "minibertas"])
+    p.add_argument("--store", required=True)
+    p.add_argument("--tasks", nargs="*", help="experiments / test sets (default: all)")
+    p.add_argument("--data", help="data folder (default ../shared/data)")
+    p.add_argument("--overwrite", action="store_true")
+    _add_common(p)
+    p.set_defaults(func=_cmd_item_store)
 
     p = add("demo", help="end-to-end demo on the project's real ladder")
     p.add_argument("--out", default="demo_out")

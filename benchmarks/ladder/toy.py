@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Sequence
 
 __all__ = ["arithmetic_items", "training_text", "build_char_tokenizer", "make_gpt2",
-           "train_gpt2", "write_task"]
+           "train_gpt2", "write_task", "write_docs_task", "PRINTABLE"]
 
 CHARS = list("0123456789+-*=?: \nQAabcdefghijklmnopqrstuvwxyzWhtis")
+#: every printable ASCII character and the newline (the ladder's tokenizer: code needs them all)
+PRINTABLE = ["\n"] + [chr(c) for c in range(32, 127)]
 
 
 def _question(a: int, b: int, op: str) -> str:
@@ -100,13 +102,13 @@ def training_text(n: int, *, seed: int = 1, exclude: set[str] | None = None,
     return out
 
 
-def build_char_tokenizer(out_dir: str | Path):
+def build_char_tokenizer(out_dir: str | Path, chars: Sequence[str] = CHARS):
     """A character-level tokenizer (``tokenizers`` WordLevel over single characters)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     vocab = {"<|endoftext|>": 0}
-    for ch in CHARS:
+    for ch in chars:
         vocab.setdefault(ch, len(vocab))
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<|endoftext|>"))
     tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
@@ -187,6 +189,41 @@ def write_task(out_dir: str | Path, name: str, items: Sequence[dict], *, kind: s
                 "target_delimiter: \" \"\n"
                 f"repeats: {int(repeats)}\n"
                 "generation_kwargs:\n  until: [\"\\n\"]\n"
+                f"  max_gen_toks: {int(max_gen_toks)}\n  do_sample: true\n"
+                f"  temperature: {float(temperature)}\n"
+                "filter_list:\n  - name: all\n    filter:\n      - function: remove_whitespace\n"
+                "metric_list:\n  - metric: exact_match\n")
+    else:
+        raise ValueError(f"kind must be multiple_choice or generate_until, got {kind!r}")
+    path = out / f"{name}.yaml"
+    path.write_text(common + body + "metadata:\n  version: 1.0\n", encoding="utf-8")
+    return path
+
+
+def write_docs_task(out_dir: str | Path, name: str, docs: Sequence[dict], *, kind: str,
+                    delimiter: str = " ", until: Sequence[str] = ("\n",), repeats: int = 1,
+                    max_gen_toks: int = 6, temperature: float = 1.0) -> Path:
+    """Write ``<name>.yaml`` + ``<name>.jsonl`` for documents with ``question``, ``answer``,
+    ``choices`` (each ending with its terminator) and ``gold``: a multiple-choice task ranked by
+    log-likelihood, or a generative one (exact match after stripping whitespace, ``repeats``
+    samples at ``temperature``, stopping at any of ``until``)."""
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / f"{name}.jsonl"
+    with open(data, "w", encoding="utf-8") as fh:
+        for d in docs:
+            fh.write(json.dumps(d) + "\n")
+    common = (f"task: {name}\ndataset_path: json\ndataset_name: null\ndataset_kwargs:\n"
+              f"  data_files:\n    test: {data}\ntest_split: test\n"
+              "doc_to_text: \"{{question}}\"\n"
+              f"target_delimiter: {json.dumps(delimiter)}\n")
+    if kind == "multiple_choice":
+        body = ("output_type: multiple_choice\ndoc_to_choice: \"{{choices}}\"\ndoc_to_target: gold\n"
+                "metric_list:\n  - metric: acc\n")
+    elif kind == "generate_until":
+        body = ("output_type: generate_until\ndoc_to_target: \"{{answer}}\"\n"
+                f"repeats: {int(repeats)}\n"
+                f"generation_kwargs:\n  until: {json.dumps(list(until))}\n"
                 f"  max_gen_toks: {int(max_gen_toks)}\n  do_sample: true\n"
                 f"  temperature: {float(temperature)}\n"
                 "filter_list:\n  - name: all\n    filter:\n      - function: remove_whitespace\n"

@@ -46,6 +46,12 @@ CHANCE = {
     "mmlu": 0.25, "hellaswag": 0.25, "arc_challenge": 0.25, "arc_easy": 0.25, "piqa": 0.5,
     "csqa": 0.2, "socialiqa": 1 / 3, "openbookqa": 0.25, "winogrande": 0.5, "sciq": 0.25,
     "lambada_openai": 0.0, "boolq": 0.5, "mmlu_avg57": 0.25, "logiqa": 0.25, "wsc": 0.5,
+    # the NLU test sets of the RoBERTa ladder (downstream.data.per_item; span tasks score 0)
+    "abductive-nli": 0.5, "adversarial-nli": 1 / 3, "arc-challenge": 0.25, "arc-easy": 0.25,
+    "arct": 0.5, "cb": 1 / 3, "commonsenseqa": 0.2, "copa": 0.5, "cosmosqa": 0.25,
+    "mcscript": 0.5, "mnli": 1 / 3, "mutual": 0.25, "mutual-plus": 0.25, "quail": 0.25,
+    "rte": 0.5, "snli": 1 / 3, "wic": 0.5, "mctaco": 0.5, "squad_v2": 0.0, "newsqa": 0.0,
+    "qamr": 0.0, "quoref": 0.0, "mrqa-nq": 0.0,
 }
 
 

@@ -35,7 +35,7 @@ from ..data.tables import last_checkpoints
 from ..errors import DataError
 
 __all__ = ["TaskData", "task_data", "store_task_data", "subset_runs", "run_finals",
-           "final_targets", "store_targets", "store_ladder_table", "SCORE_COLUMNS"]
+           "final_targets", "store_targets", "store_ladder_table", "item_score", "SCORE_COLUMNS"]
 
 SCORE_COLUMNS = ["run", "step", "params", "tokens", "flops", "value"]
 
@@ -155,15 +155,22 @@ def final_targets(table: pd.DataFrame, runs: Sequence[str], task: str, *, metric
 
 # --------------------------------------------------------------------------- per-item stores
 
-def _item_score(items: pd.DataFrame, generative: bool) -> pd.Series:
-    if generative:
-        return items["n_pass"] / items["n_samples"].where(items["n_samples"] > 0)
-    return items["acc_ll"]
+def item_score(items: pd.DataFrame) -> pd.Series:
+    """Each record's score: the pass rate of generative items; the accuracy recomputed from the
+    log-likelihoods of multiple-choice items (lm-eval's own ``acc`` where the choices'
+    log-likelihoods are not stored); lm-eval's ``acc`` of single-continuation ``loglikelihood``
+    items (whether the answer was the greedy continuation)."""
+    otype = items["output_type"]
+    gen = items["n_pass"] / items["n_samples"].where(items["n_samples"] > 0)
+    acc_ll = items["acc_ll"] if "acc_ll" in items else pd.Series(np.nan, index=items.index)
+    mc = acc_ll.where(acc_ll.notna(), items["acc"])
+    out = mc.where(otype == "multiple_choice", items["acc"])
+    return gen.where(otype == "generate_until", out).astype(float)
 
 
 def _checkpoint_table(items: pd.DataFrame, generative: bool) -> pd.DataFrame:
     """Per (run, step): mean score and mean gold bpb over items, size columns."""
-    d = items.assign(_score=_item_score(items, generative))
+    d = items.assign(_score=item_score(items))
     agg = {"value": ("_score", "mean"), "params": ("params_nonembed", "first"),
            "tokens": ("tokens", "first"), "flops": ("flops", "first")}
     if not generative and "bpb" in d and d["bpb"].notna().any():
@@ -179,6 +186,20 @@ def _prepare_items(records: pd.DataFrame) -> pd.DataFrame:
     # sizes: non-embedding parameters where known (the FLOPs of the store use them too)
     d["params_nonembed"] = d["params_nonembed"].fillna(d["params"])
     return d
+
+
+def _store_chance(items: pd.DataFrame, task: str, generative: bool) -> float:
+    """Random-guess score: 0 for generative tasks; 1 / choices (mean over items) for multiple
+    choice with stored choices; else the known-task table (:data:`downstream.data.tables.CHANCE`);
+    NaN when unknown (methods then say so)."""
+    from ..data.tables import CHANCE
+
+    if generative:
+        return 0.0
+    if "n_choices" in items and items["n_choices"].notna().any() and \
+            items["output_type"].eq("multiple_choice").all():
+        return float(np.nanmean(1.0 / items["n_choices"]))
+    return float(CHANCE.get(task, np.nan))
 
 
 def store_task_data(records: pd.DataFrame, *, runs: Iterable[str] | None = None,
@@ -210,7 +231,7 @@ def store_task_data(records: pd.DataFrame, *, runs: Iterable[str] | None = None,
     loss = None
     if "bpb" in cp:
         loss = cp[["run", "step", "params", "tokens", "flops", "bpb"]].rename(columns={"bpb": "value"})
-    chance = 0.0 if gen else float(np.nanmean(1.0 / items["n_choices"])) if "n_choices" in items else 0.0
+    chance = _store_chance(items, str(tasks[0]), gen)
     return TaskData(task=task or str(tasks[0]), score=cp[SCORE_COLUMNS], loss=loss,
                     loss_kind="task_bpb" if loss is not None else None, chance=chance,
                     items=items, output_type=otype)

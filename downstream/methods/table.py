@@ -53,8 +53,11 @@ class DirectSigmoid(BaseMethod):
 
     def _fit(self, data: TaskData) -> None:
         s = data.score
-        # floor: the chance level, or lower when early checkpoints score below it (acc_norm)
-        floor = float(min(data.chance, np.quantile(s["value"], 0.05)))
+        # floor: the chance level, or lower when early checkpoints score below it (acc_norm);
+        # with chance unknown, the lowest scores (5% quantile)
+        q05 = float(np.quantile(s["value"], 0.05))
+        floor = min(data.chance, q05) if np.isfinite(data.chance) else q05
+        self.note_ = "" if np.isfinite(data.chance) else "chance unknown: floor at the lowest scores"
         self.est_ = ScalingLawRegressor(law="direct_sigmoid", x_unit=1e18,
                                         fixed={"floor": floor},
                                         n_bootstrap=self.n_bootstrap,
@@ -63,8 +66,9 @@ class DirectSigmoid(BaseMethod):
 
     def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
         sf = self.est_.summary_frame(targets["flops"].to_numpy(), 0.1)
-        return result_frame(sf["mean"], sf["obs_ci_lower"], sf["obs_ci_upper"],
-                            "" if self.est_.fit_result_.ok else self.est_.fit_result_.reason)
+        notes = [n for n in (self.note_, "" if self.est_.fit_result_.ok else
+                             self.est_.fit_result_.reason) if n]
+        return result_frame(sf["mean"], sf["obs_ci_lower"], sf["obs_ci_upper"], "; ".join(notes))
 
 
 @register

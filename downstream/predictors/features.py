@@ -55,7 +55,10 @@ def item_scores(df: pd.DataFrame, score: str = "auto") -> pd.Series:
         from ..data.schema import derive
 
         df = derive(df)
-    return (df["acc_ll"] if score == "acc" else df["p_gold"]).astype(float)
+    s = (df["acc_ll"] if score == "acc" else df["p_gold"]).astype(float)
+    if s.isna().all() and "acc" in df:  # no stored log-likelihoods: lm-eval's 0/1 accuracy
+        return df["acc"].astype(float)
+    return s
 
 
 def difficulty_features(df: pd.DataFrame, *, score: str = "auto", smooth: int = 3,
