@@ -1,34 +1,46 @@
 """The real-data backtest protocols, every method side by side.
 
 Protocols (``results/backtests/<protocol>.csv``, columns ``protocol,target,task,method,
-is_default,predicted,actual,abs_error,lo90,hi90,covered,note`` + the bootstrap-only interval
-``lo90_boot,hi90_boot,covered_boot``; points):
+is_default,predicted,actual,abs_error,lo90,hi90,covered,note,lo90_boot,hi90_boot,covered_boot,
+flops``; scores as fractions):
 
 * ``pythia`` / ``pythia_deduped``: fit on 70M-1B (0-shot, checkpoints from step 1000 on), forecast
-  the final (step 143000) 2.8B, 6.9B, 12B on 6 tasks; MMLU as a no-signal control.
-* ``olmo_ladder``: fit on 190M-1B x {1,2,5,10}xC, forecast 7B-4T and 13B-5T on the 8 tasks.
-* ``gadre``: per training set, fit on models <= 411M, forecast the 1.44B and 6.9B models per task
-  and on the 17-task average.
+  the final (step 143000) 2.8B, 6.9B, 12B on 6 tasks, and 1.4B as an extra target; MMLU as a
+  no-signal control.
+* ``olmo_ladder``: fit on 190M-1B x {1,2,5,10}xC, forecast 7B-4T and 13B-5T on the 8 tasks, and
+  the four 3B x {1,2,5,10}xC runs as extra targets.
+* ``gadre``: per training set (one ladder each), fit on models <= 411M, forecast the 1.44B and
+  6.9B models per task and on the 17-task average.
 * ``expemergence``: difficulty groups from small models (``acc_*`` files), held-out large models.
 
-Also writes ``results/backtests/summary.md`` (MAE and coverage per protocol x target x method)
-and one PNG per protocol. Usage: ``python benchmarks/backtests.py [--bootstrap 100] [--only P]``.
+Each ladder's tasks are backtested together (``downstream.backtest.backtest_tasks``): one
+default choice and one interval calibration per ladder. Also writes
+``results/backtests/summary.md`` (MAE and coverage in points per protocol x target x method), one
+PNG per protocol, and ``results/backtests/timing.csv`` (CPU and wall seconds per protocol; with
+``--baseline REF`` also those of the code at git ``REF``, run once in the same session with its
+default BLAS threads). Usage: ``python benchmarks/backtests.py [--bootstrap 100] [--only P]
+[--baseline a71e684]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from downstream.backtest import backtest_task, summarize
-from downstream.methods.data import final_targets, task_data
+from downstream.backtest import RESULT_COLUMNS, backtest_tasks, summarize
 from downstream.data.public import (OLMO_TASKS, PYTHIA_TASKS, default_data_dir, load_gadre,
                                     load_olmo_ladder, load_pythia)
-from downstream.methods import TaskData
+from downstream.methods.data import TaskData, final_targets, task_data
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "backtests"
@@ -39,28 +51,30 @@ def pythia(boot: int, deduped: bool) -> pd.DataFrame:
     sizes = {r: r.replace("pythia-", "").replace("-deduped", "").replace("-bf16", "")
              for r in tab["run"].unique()}
     train = [r for r, s in sizes.items() if s in ("70m", "160m", "410m", "1b")]
-    held = [r for r, s in sizes.items() if s in ("2.8b", "6.9b", "12b")]
-    out = []
+    held = [r for r, s in sizes.items() if s in ("1.4b", "2.8b", "6.9b", "12b")]
+    items = []
     for task, metric in PYTHIA_TASKS.items():
         data = task_data(tab, task, metric=metric, runs=train, min_step=1000)
         tg = tab[tab["run"].isin(held) & (tab["task"] == task) & (tab["metric"] == metric)
                  & (tab["step"] == 143000)]
         tg = tg.rename(columns={"run": "target", "value": "actual"})[
             ["target", "params", "tokens", "flops", "actual"]]
-        out.append(backtest_task(data, tg, protocol="pythia_deduped" if deduped else "pythia",
-                                 n_bootstrap=boot))
-    return pd.concat(out, ignore_index=True)
+        items.append((data, tg))
+    return backtest_tasks(items, protocol="pythia_deduped" if deduped else "pythia",
+                          n_bootstrap=boot)
 
 
 def olmo(boot: int) -> pd.DataFrame:
     tab = load_olmo_ladder()
     train = [f"{s}-{m}xC" for s in ("190M", "370M", "760M", "1B") for m in (1, 2, 5, 10)]
-    out = []
+    items = []
     for task in OLMO_TASKS:
         data = task_data(tab, task, metric="acc", runs=train)
-        tg = pd.concat([final_targets(tab, ["7B-4T"], task), final_targets(tab, ["13B-5T"], task, last_k=5)])
-        out.append(backtest_task(data, tg, protocol="olmo_ladder", n_bootstrap=boot))
-    return pd.concat(out, ignore_index=True)
+        tg = pd.concat([final_targets(tab, ["7B-4T"], task),
+                        final_targets(tab, ["13B-5T"], task, last_k=5),
+                        final_targets(tab, [f"3B-{m}xC" for m in (1, 2, 5, 10)], task, last_k=5)])
+        items.append((data, tg))
+    return backtest_tasks(items, protocol="olmo_ladder", n_bootstrap=boot)
 
 
 def gadre(boot: int) -> pd.DataFrame:
@@ -72,13 +86,15 @@ def gadre(boot: int) -> pd.DataFrame:
         train = sorted(sub.loc[sub["params"] <= 4.2e8, "run"].unique())
         held = sorted(sub.loc[(sub["params"] > 1e9) & ((sub["multiplier"] == 1) |
                                                        (sub["params"] < 2e9)), "run"].unique())
+        items = []
         for task in tasks:
             data = task_data(sub, task, metric="acc", runs=train, val_loss_task="val/c4")
             if task == "avg17":
                 data.chance = 0.0
             tg = final_targets(sub, held, task)
             tg["target"] = tg["target"].str.replace("/", ":")
-            out.append(backtest_task(data, tg, protocol="gadre", n_bootstrap=boot))
+            items.append((data, tg))
+        out.append(backtest_tasks(items, protocol="gadre", n_bootstrap=boot))
     return pd.concat(out, ignore_index=True)
 
 
@@ -88,10 +104,12 @@ EXP_CHANCE = {"mmlu": 0.25, "arithmetic": 0.145, "parsinlu_qa_mc": 0.25}
 
 def expemergence(boot: int) -> pd.DataFrame:
     base = default_data_dir() / "expemergence" / "data"
-    out = []
+    items = []
     for f in sorted(base.glob("*/acc_*.csv")):
         task = f.parent.name
-        hi = float(re.search(r"_-1000_([\d.]+)_", f.name).group(1))
+        m = re.search(r"_-1000_([\d.]+)_", f.name)
+        assert m is not None
+        hi = float(m.group(1))
         d = pd.read_csv(f).dropna(subset=["FLOPs (1E21)"])
         gcols = [c for c in d.columns if c.endswith("_acc")]
         d = d.dropna(subset=gcols).reset_index(drop=True)
@@ -106,9 +124,8 @@ def expemergence(boot: int) -> pd.DataFrame:
         data = TaskData(task=task, score=tr[["run", "step", "params", "tokens", "flops", "value"]],
                         chance=EXP_CHANCE[task], groups=tr, group_cols=gcols, group_weights=w)
         tg = d[d["FLOPs (1E21)"] > hi].rename(columns={"run": "target", "value": "actual"})
-        out.append(backtest_task(data, tg[["target", "params", "tokens", "flops", "actual"]],
-                                 protocol="expemergence", n_bootstrap=boot))
-    return pd.concat(out, ignore_index=True)
+        items.append((data, tg[["target", "params", "tokens", "flops", "actual"]]))
+    return backtest_tasks(items, protocol="expemergence", n_bootstrap=boot)
 
 
 PROTOCOLS = {"pythia": lambda b: pythia(b, False), "pythia_deduped": lambda b: pythia(b, True),
@@ -123,55 +140,116 @@ def plot(res: pd.DataFrame, path: Path) -> None:
 
     from downstream.plots import plot_backtest_task
 
-    tasks = list(dict.fromkeys(res["task"]))[:12]
+    keep = res[res["is_default"] | res["method"].isin(["no_fit", "direct_sigmoid", "two_step"])]
+    tasks = list(dict.fromkeys(keep["task"]))[:8]
     n = len(tasks)
-    cols = min(4, n)
+    cols = min(2, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(7.5 * cols, 4.4 * rows), squeeze=False)
     for ax, t in zip(axes.flat, tasks):
-        r = res[(res["task"] == t)].dropna(subset=["predicted"])
+        r = keep[keep["task"] == t].dropna(subset=["predicted"])
         if len(r):
-            plot_backtest_task(r, ax=ax, title=t)
+            plot_backtest_task(r, ax=ax, title=f"{t}: forecasts of the held-out models")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def _cpu() -> float:
+    r, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
+
+
+def baseline_times(ref: str, names: list[str], boot: int) -> dict[str, tuple[float, float]]:
+    """CPU and wall seconds of ``benchmarks/backtests.py --only P`` at git ``ref`` (a temporary
+    worktree, the BLAS threads it had by default), one subprocess per protocol."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        wt = Path(tmp) / "baseline"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(wt), ref],
+                       check=True, capture_output=True)
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        env.update(PYTHONPATH=str(wt), DOWNSTREAM_SHARED_DATA=str(default_data_dir()))
+        try:
+            for name in names:
+                c0, w0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
+                subprocess.run([sys.executable, str(wt / "benchmarks" / "backtests.py"), "--only",
+                                name, "--bootstrap", str(boot)], cwd=wt, env=env, check=True,
+                               capture_output=True)
+                c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                out[name] = (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime,
+                             time.time() - w0)
+                print(f"baseline {ref} {name}: {out[name][0]:.0f} CPU s", flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(wt)],
+                           capture_output=True)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bootstrap", type=int, default=100)
     ap.add_argument("--only", nargs="*", choices=sorted(PROTOCOLS))
+    ap.add_argument("--baseline", help="git ref of the code to time against (e.g. a71e684)")
     ap.add_argument("--summary-only", action="store_true",
                     help="only rewrite summary.md from the CSVs present (e.g. after ladder_backtest.py)")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    for name in [] if a.summary_only else (a.only or PROTOCOLS):
+    names = [] if a.summary_only else (a.only or list(PROTOCOLS))
+    timing = []
+    for name in names:
+        c0, w0 = _cpu(), time.time()
         res = PROTOCOLS[name](a.bootstrap)
-        res = res.round(4)
+        timing.append({"protocol": name, "cpu_s": round(_cpu() - c0, 1),
+                       "wall_s": round(time.time() - w0, 1)})
+        res = res[RESULT_COLUMNS].round(6)
         res.to_csv(OUT / f"{name}.csv", index=False)
         plot(res, OUT / f"{name}.png")
-        print(f"== {name}")
-        print(summarize(res).round(3).to_string(index=False))
+        print(f"== {name}: {timing[-1]['cpu_s']} CPU s")
+        print(summarize(res).round(4).to_string(index=False), flush=True)
+    if names and a.baseline:
+        base = baseline_times(a.baseline, names, a.bootstrap)
+        for t in timing:
+            cpu, wall = base[t["protocol"]]
+            t.update(baseline_ref=a.baseline, baseline_cpu_s=round(cpu, 1),
+                     baseline_wall_s=round(wall, 1),
+                     cpu_speedup=round(cpu / max(t["cpu_s"], 1e-9), 1))
+    if timing:
+        old = pd.read_csv(OUT / "timing.csv") if (OUT / "timing.csv").exists() else pd.DataFrame()
+        new = pd.DataFrame(timing)
+        if len(old) and "protocol" in old:
+            old = old[~old["protocol"].isin(new["protocol"])]
+        pd.concat([old, new], ignore_index=True).to_csv(OUT / "timing.csv", index=False)
     write_summary()
 
 
+def _target_group(proto: str, target: str) -> str:
+    if proto == "olmo_ladder" and target.startswith("3B-"):
+        return "3B runs (extra)"
+    if proto.startswith("pythia") and "1.4b" in target:
+        return f"{target} (extra)"
+    return target
+
+
 def write_summary() -> None:
-    """``results/backtests/summary.md`` from every protocol CSV present."""
-    frames = [pd.read_csv(p) for p in sorted(OUT.glob("*.csv"))]
+    """``results/backtests/summary.md`` (points) from every protocol CSV present."""
+    frames = [pd.read_csv(p) for p in sorted(OUT.glob("*.csv")) if p.name != "timing.csv"]
     allres = pd.concat(frames, ignore_index=True)
     ok = allres.dropna(subset=["predicted"])
     lines = ["# Backtest summary (regenerate: `python benchmarks/backtests.py`)", "",
-             "MAE in accuracy points; coverage = share of held-out (target, task) pairs inside the "
-             "90% interval: the bootstrap new-run interval widened by the method's rolling-origin "
-             "extrapolation error on the training runs (`RollingOriginInterval`); `coverage90 "
-             "(bootstrap only)` = without the widening; width90 = mean interval width in points "
-             "(methods without intervals: n/a); `*` = default method (documented rule, chosen "
-             "from the data's kind).", ""]
+             "MAE in points (the CSVs hold fractions); coverage = share of held-out (target, task) "
+             "pairs inside the 90% interval: the bootstrap new-run interval widened by the "
+             "method's rolling-origin extrapolation error pooled over the ladder's tasks; "
+             "`coverage90 (bootstrap only)` = without the widening; width90 = mean interval "
+             "width in points; `*` = the documented default; targets marked (extra) are "
+             "checks beyond the published protocol.", ""]
     for proto, r in ok.groupby("protocol", sort=False):
-        per_target = r["target"].nunique() <= 6
-        keys = ["target", "method"] if per_target else ["method"]
+        r = r.assign(tg=[_target_group(proto, t) for t in r["target"]])
+        per_target = r["tg"].nunique() <= 6
+        keys = ["tg", "method"] if per_target else ["method"]
         if r["task"].nunique() <= 2:  # the item-level ladder: one row per task
             keys = ["task"] + keys
         if "covered_boot" not in r or r["covered_boot"].isna().all():
@@ -182,22 +260,27 @@ def write_summary() -> None:
                   cov_boot=("covered_boot", lambda x: x.dropna().mean()),
                   width=("width", "mean"),
                   n=("abs_error", "size"), default=("is_default", "max")).reset_index())
+        head = [("target" if k == "tg" else k) for k in keys]
         lines += [f"## {proto}", "",
-                  "| " + " | ".join(keys) + " | MAE | coverage90 | coverage90 (bootstrap only) "
+                  "| " + " | ".join(head) + " | MAE | coverage90 | coverage90 (bootstrap only) "
                   "| width90 | n |", "|" + "---|" * (len(keys) + 5)]
 
-        def fmt(v):
-            return "n/a" if pd.isna(v) else f"{v:.2f}"
+        def fmt(v, scale=1.0):
+            return "n/a" if pd.isna(v) else f"{scale * v:.2f}"
 
         for _, x in s.iterrows():
-            name = " | ".join(str(x[k]) + ("*" if k == "method" and x["default"] else "") for k in keys)
-            lines.append(f"| {name} | {x['mae']:.2f} | {fmt(x['cov'])} | {fmt(x['cov_boot'])} | "
-                         f"{fmt(x['width'])} | {x['n']} |")
+            name = " | ".join(str(x[k]) + ("*" if k == "method" and x["default"] else "")
+                              for k in keys)
+            lines.append(f"| {name} | {100 * x['mae']:.2f} | {fmt(x['cov'])} | "
+                         f"{fmt(x['cov_boot'])} | {fmt(x['width'], 100)} | {x['n']} |")
         lines.append("")
         cannot = allres[(allres["protocol"] == proto) & allres["predicted"].isna()]
         for (m, note) in cannot[["method", "note"]].drop_duplicates().itertuples(index=False):
             lines.append(f"- `{m}`: {note}")
         lines.append("")
+    if (OUT / "timing.csv").exists():
+        t = pd.read_csv(OUT / "timing.csv")
+        lines += ["## time per protocol", "", t.to_markdown(index=False), ""]
     (OUT / "summary.md").write_text("\n".join(lines) + "\n")
 
 

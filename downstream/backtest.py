@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 
 from .errors import HoldoutError
-from .forecast import _check_n_bootstrap, build_method, run_method
+from .forecast import _check_n_bootstrap, predict_tasks
 from .holdout import parse_rule
 from .methods.base import methods_for
 from .methods.data import TaskData, final_targets, store_targets, store_task_data, task_data
-from .methods.defaults import default_method, no_signal
 
-__all__ = ["split_holdout", "backtest_task", "backtest_table", "backtest_store", "summarize",
+__all__ = ["split_holdout", "backtest_task", "backtest_tasks", "backtest_table", "backtest_store",
+           "summarize",
            "RESULT_COLUMNS", "task_data", "final_targets"]
 
 log = logging.getLogger(__name__)
@@ -53,45 +53,50 @@ def split_holdout(table: pd.DataFrame, rule: str) -> tuple[list[str], list[str]]
     return train, held
 
 
-def backtest_task(data: TaskData, targets: pd.DataFrame, *, protocol: str = "",
-                  methods: Sequence[str] | None = None, n_bootstrap: int = 200,
-                  random_state: int = 0, extra: dict | None = None,
-                  calibrate: bool = True) -> pd.DataFrame:
-    """Fit every method on ``data`` and forecast ``targets`` (columns target, params, tokens,
-    flops, actual). Scores are fractions (0-1). Methods that cannot run are listed with the
-    reason in ``note`` and NaN forecasts; ``extra`` adds prepared method objects.
+def backtest_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], *, protocol: str = "",
+                   methods: Sequence[str] | None = None, n_bootstrap: int = 200,
+                   random_state: int = 0, calibrate: bool = True) -> pd.DataFrame:
+    """Fit every method on each task of one ladder and forecast its held-out targets (columns
+    target, params, tokens, flops, actual). Scores are fractions (0-1). Methods that cannot run
+    are listed with the reason in ``note`` and NaN forecasts.
 
     ``methods`` defaults to every registered method listed for the data's kind
-    (:func:`~downstream.methods.base.methods_for`). ``calibrate`` widens each method's interval
-    with its rolling-origin extrapolation error on the training runs
-    (:class:`downstream.methods.RollingOriginInterval`); the bootstrap-only interval is kept in
-    ``lo90_boot``/``hi90_boot``/``covered_boot``."""
+    (:func:`~downstream.methods.base.methods_for`); ``is_default`` marks the documented default
+    (:func:`~downstream.methods.defaults.default_methods`, one choice for the ladder's tasks).
+    ``calibrate`` widens each method's interval by its rolling-origin extrapolation error pooled
+    over the tasks (:func:`downstream.forecast.predict_tasks`); the bootstrap-only interval is
+    kept in ``lo90_boot``/``hi90_boot``/``covered_boot``."""
     _check_n_bootstrap(n_bootstrap)
-    names = list(methods or methods_for(data))
-    default = default_method(data)
-    guard = no_signal(data)
+    preds, defaults = predict_tasks(
+        items, lambda d, dflt: list(methods) if methods else methods_for(d),
+        n_bootstrap=n_bootstrap, random_state=random_state, calibrate=calibrate)
     rows = []
-    todo: list[tuple[str, Any]] = [(n, build_method(n, n_bootstrap=n_bootstrap,
-                                                    random_state=random_state,
-                                                    calibrate=calibrate)) for n in names]
-    todo += list((extra or {}).items())
-    for name, m in todo:
-        pred = run_method(name, m, data, targets, guard=guard)
-        for i, (_, t) in enumerate(targets.reset_index(drop=True).iterrows()):
-            p = pred.iloc[i]
-            act = float(t["actual"]) if "actual" in t else np.nan
-            rows.append({"protocol": protocol, "target": t["target"], "task": data.task,
-                         "method": name, "is_default": name == default,
-                         "predicted": p["predicted"], "actual": act,
-                         "abs_error": abs(p["predicted"] - act),
-                         "lo90": p["lo90"], "hi90": p["hi90"],
-                         "covered": bool(p["lo90"] <= act <= p["hi90"]) if np.isfinite(p["lo90"]) else np.nan,
-                         "note": p["note"],
-                         "lo90_boot": p["lo90_boot"], "hi90_boot": p["hi90_boot"],
-                         "covered_boot": bool(p["lo90_boot"] <= act <= p["hi90_boot"])
-                         if np.isfinite(p["lo90_boot"]) else np.nan,
-                         "flops": float(t["flops"])})
+    for (data, targets), per in zip(items, preds):
+        tg = targets.reset_index(drop=True)
+        for name, pred in per.items():
+            for i, t in tg.iterrows():
+                p = pred.iloc[i]
+                act = float(t["actual"]) if "actual" in t else np.nan
+                lo, hi = p["lo90"], p["hi90"]
+                lob, hib = p["lo90_boot"], p["hi90_boot"]
+                rows.append({"protocol": protocol, "target": t["target"], "task": data.task,
+                             "method": name, "is_default": name == defaults.get(data.task),
+                             "predicted": p["predicted"], "actual": act,
+                             "abs_error": abs(p["predicted"] - act), "lo90": lo, "hi90": hi,
+                             "covered": bool(lo <= act <= hi) if np.isfinite(lo) else np.nan,
+                             "note": p["note"], "lo90_boot": lob, "hi90_boot": hib,
+                             "covered_boot": bool(lob <= act <= hib) if np.isfinite(lob)
+                             else np.nan, "flops": float(t["flops"])})
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def backtest_task(data: TaskData, targets: pd.DataFrame, *, protocol: str = "",
+                  methods: Sequence[str] | None = None, n_bootstrap: int = 200,
+                  random_state: int = 0, calibrate: bool = True) -> pd.DataFrame:
+    """:func:`backtest_tasks` on one task (its intervals calibrated on that task alone)."""
+    return backtest_tasks([(data, targets)], protocol=protocol, methods=methods,
+                          n_bootstrap=n_bootstrap, random_state=random_state,
+                          calibrate=calibrate)
 
 
 def _progress(it, desc: str, progress: bool):
@@ -109,13 +114,11 @@ def backtest_table(table: pd.DataFrame, *, holdout: str, tasks: Sequence[str] | 
     train, held = split_holdout(table, holdout)
     tasks = list(tasks or sorted(table.loc[(table["metric"] == metric)
                                            & ~table["task"].str.startswith("val/"), "task"].unique()))
-    out = []
-    for task in _progress(tasks, "backtest", progress):
-        data = task_data(table, task, metric=metric, runs=train, min_step=min_step)
-        tg = final_targets(table, held, task, metric=metric)
-        out.append(backtest_task(data, tg, protocol=protocol, methods=methods,
-                                 n_bootstrap=n_bootstrap, calibrate=calibrate))
-    return pd.concat(out, ignore_index=True)
+    items = [(task_data(table, task, metric=metric, runs=train, min_step=min_step),
+              final_targets(table, held, task, metric=metric))
+             for task in _progress(tasks, "load", progress)]
+    return backtest_tasks(items, protocol=protocol, methods=methods, n_bootstrap=n_bootstrap,
+                          calibrate=calibrate)
 
 
 def backtest_store(store: Any, *, holdout: str, tasks: Sequence[str] | None = None,
@@ -135,14 +138,12 @@ def backtest_store(store: Any, *, holdout: str, tasks: Sequence[str] | None = No
                                     tokens=("tokens", "max"), flops=("flops", "max"),
                                     step=("step", "max")).reset_index()
     train, held = split_holdout(runs, holdout)
-    out = []
-    for task in _progress(tasks, "backtest", progress):
+    items = []
+    for task in _progress(tasks, "load", progress):
         recs = st.load(tasks=[task], with_derived=True)
-        data = store_task_data(recs, runs=train)
-        tg = store_targets(recs, held)
-        out.append(backtest_task(data, tg, protocol=protocol, methods=methods,
-                                 n_bootstrap=n_bootstrap, calibrate=calibrate))
-    return pd.concat(out, ignore_index=True)
+        items.append((store_task_data(recs, runs=train), store_targets(recs, held)))
+    return backtest_tasks(items, protocol=protocol, methods=methods, n_bootstrap=n_bootstrap,
+                          calibrate=calibrate)
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:

@@ -30,7 +30,8 @@ log = logging.getLogger("downstream")
 
 #: the registered methods (kept here so ``--help`` does not import the fitting stack; a test
 #: checks it against the registry)
-METHOD_NAMES = ("no_fit", "direct_sigmoid", "gadre_exp", "two_step", "cod_groups", "ro_select",
+METHOD_NAMES = ("no_fit", "direct_sigmoid", "direct_sigmoid_ceil1", "direct_mean", "gadre_exp",
+                "two_step", "two_step_val", "chain_direct_mean", "cod_groups", "ro_select",
                 "two_step_clusters", "cod", "per_item_chain", "passuntil_instance",
                 "passuntil_dataset")
 

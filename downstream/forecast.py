@@ -23,20 +23,21 @@ Examples
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ._threads import one_blas_thread
 from .errors import DataError, OptionError
 from .methods.base import METHODS, Method, make_method
 from .methods.data import TaskData, store_task_data, task_data
-from .methods.defaults import default_method, no_signal
-from .methods.rolling import RollingOriginInterval
+from .methods.defaults import default_methods, no_signal
+from .methods.rolling import distances, error_rate, rolling_origin_errors, widen
 
-__all__ = ["forecast_task", "forecast_table", "forecast_store", "build_method", "run_method",
-           "FORECAST_COLUMNS"]
+__all__ = ["forecast_task", "forecast_tasks", "forecast_table", "forecast_store", "predict_tasks",
+           "run_method", "validate_targets", "FORECAST_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +94,6 @@ def _check_reach(data: TaskData, targets: pd.DataFrame) -> None:
                         f"{MAX_DECADES:g} decades")
 
 
-def build_method(name: str, *, n_bootstrap: int = 200, random_state: int = 0,
-                 calibrate: bool = True) -> Method:
-    """A method by name; with ``calibrate``, its interval widened by its rolling-origin error on
-    the training runs (methods that calibrate themselves are told whether to widen)."""
-    cls = METHODS.get(name) or type(make_method(name))
-    if getattr(cls, "calibrated", False):
-        return make_method(name, n_bootstrap=n_bootstrap, random_state=random_state,
-                           widen=calibrate)
-    if calibrate:
-        return RollingOriginInterval(name, n_bootstrap=n_bootstrap, random_state=random_state)
-    return make_method(name, n_bootstrap=n_bootstrap, random_state=random_state)
-
-
 def _at_chance_top(data: TaskData) -> float:
     """Upper end of the 'at chance' interval: the best small model plus 3 points of noise."""
     best = float(data.score.sort_values("step").groupby("run").tail(3)["value"].max())
@@ -130,21 +118,26 @@ def run_method(name: str, m: Method, data: TaskData, targets: pd.DataFrame, *,
     cls = METHODS.get(name)
     if why is None and guard is not None and getattr(cls, "guarded", name != "no_fit"):
         pred = _rows(n, data.chance, data.chance, float(_at_chance_top(data)), guard)
+        status = "guard"
     elif why is None:
         try:
             pred = m.fit(data).predict(targets)
+            status = "ok"
         except OptionError:
             raise  # a wrong option is the caller's error, not the method's
         except Exception as exc:  # a method failing must not sink the whole table
             log.warning("%s on %s failed: %s", name, data.task, exc)
             pred = _rows(n, np.nan, np.nan, np.nan, f"failed: {exc}")
+            status = "failed"
     else:
         pred = _rows(n, np.nan, np.nan, np.nan, f"cannot run: {why}")
+        status = "unavailable"
     for c in ("lo90", "hi90"):
         if c + "_boot" not in pred:
             pred[c + "_boot"] = pred[c]
-    pred = pred.reset_index(drop=True)
-    return _honest_intervals(pred, n_runs)
+    pred = _honest_intervals(pred.reset_index(drop=True), n_runs)
+    pred["status"] = status
+    return pred
 
 
 def _honest_intervals(pred: pd.DataFrame, n_runs: int) -> pd.DataFrame:
@@ -158,7 +151,7 @@ def _honest_intervals(pred: pd.DataFrame, n_runs: int) -> pd.DataFrame:
     else:
         drop = has & (hi - lo < 1e-9)
         if drop.any():
-            why = "no interval: the bootstrap replicates do not vary (flat or identical runs)"
+            why = "no interval: zero width (no spread in the bootstrap or the inner errors)"
     if drop.any():
         pred = pred.copy()
         for c in ("lo90", "hi90", "lo90_boot", "hi90_boot"):
@@ -176,6 +169,86 @@ def _used(data: TaskData, name: str) -> str:
     return used
 
 
+def predict_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], names_for: Callable, *,
+                  n_bootstrap: int = 200, random_state: int = 0,
+                  calibrate: bool = True) -> tuple[list[dict[str, pd.DataFrame]], dict[str, str]]:
+    """Forecast the targets of several tasks of one ladder with several methods each.
+
+    ``names_for(data, defaults)`` gives the methods of a task (``defaults``: task -> the
+    documented default). With ``calibrate``, every method's bootstrap interval is widened by its
+    rolling-origin extrapolation error **pooled over the tasks**: ``rate = quantile_0.9(|e| /
+    d^GROWTH)`` over every inner forecast of every task, half-width ``rate * d_target^GROWTH``
+    (:func:`downstream.methods.rolling.widen`).
+
+    Returns
+    -------
+    (per task: method -> frame with predicted, lo90, hi90, note, lo90_boot, hi90_boot, status;
+    the defaults)
+    """
+    datas = [d for d, _ in items]
+    cache: dict[tuple[str, str], pd.DataFrame] = {}
+    out: list[dict[str, pd.DataFrame]] = []
+    pooled: dict[str, list[pd.DataFrame]] = {}
+    with one_blas_thread():
+        defaults = default_methods(datas, errors=cache)
+        for data, targets in items:
+            guard = no_signal(data)
+            per: dict[str, pd.DataFrame] = {}
+            for name in names_for(data, defaults):
+                kw = {"widen": False} if getattr(METHODS.get(name), "calibrated", False) else {}
+                m = make_method(name, n_bootstrap=n_bootstrap, random_state=random_state, **kw)
+                pred = run_method(name, m, data, targets, guard=guard)
+                if calibrate and (pred["status"] == "ok").all():
+                    key = (data.task, name)
+                    if key not in cache:
+                        own = getattr(m, "errors_", None) if kw else None
+                        cache[key] = own if own is not None else rolling_origin_errors(
+                            name, data, random_state=random_state)
+                    pooled.setdefault(name, []).append(cache[key])
+                per[name] = pred
+            out.append(per)
+        if calibrate:
+            rates = {n: error_rate(pd.concat(e, ignore_index=True)) for n, e in pooled.items()}
+            for (data, targets), per in zip(items, out):
+                d = distances(data, targets)
+                for name, pred in per.items():
+                    few = pred["note"].str.contains("training runs (an interval", regex=False)
+                    if (pred["status"] == "ok").all() and not few.any():
+                        per[name] = _honest_intervals(widen(pred, rates.get(name, np.nan), d),
+                                                      data.score["run"].nunique())
+    return out, defaults
+
+
+def forecast_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], *,
+                   methods: Sequence[str] | None = None, n_bootstrap: int = 200,
+                   calibrate: bool = True) -> pd.DataFrame:
+    """Forecast the targets of several tasks of one ladder (``methods``: default = the
+    documented rule per task, :func:`~downstream.methods.defaults.default_methods`); intervals
+    calibrated over the tasks together (see :func:`predict_tasks`)."""
+    _check_n_bootstrap(n_bootstrap)
+    checked = []
+    for data, targets in items:
+        t = validate_targets(targets)
+        _check_reach(data, t)
+        checked.append((data, t))
+    preds, _ = predict_tasks(
+        checked, lambda d, dflt: list(methods) if methods else [dflt[d.task]],
+        n_bootstrap=n_bootstrap, calibrate=calibrate)
+    rows = []
+    for (data, targets), per in zip(checked, preds):
+        for name, pred in per.items():
+            notes = pred["note"].tolist()
+            if n_bootstrap == 0:
+                notes = [f"{n}; no bootstrap interval (n_bootstrap=0)" if n else
+                         "no bootstrap interval (n_bootstrap=0)" for n in notes]
+            rows.append(pd.DataFrame({"task": data.task, "target": targets["target"].to_numpy(),
+                                      "method": name, "forecast": pred["predicted"].to_numpy(),
+                                      "lo90": pred["lo90"].to_numpy(),
+                                      "hi90": pred["hi90"].to_numpy(), "used": _used(data, name),
+                                      "note": notes}, columns=FORECAST_COLUMNS))
+    return pd.concat(rows, ignore_index=True)
+
+
 def forecast_task(data: TaskData, targets: pd.DataFrame, *, method: str | None = None,
                   n_bootstrap: int = 200, calibrate: bool = True) -> pd.DataFrame:
     """Forecast ``targets`` (target, params, tokens, flops) for one task with one method
@@ -185,19 +258,8 @@ def forecast_task(data: TaskData, targets: pd.DataFrame, *, method: str | None =
     -------
     DataFrame with columns task, target, method, forecast, lo90, hi90, used, note (fractions).
     """
-    _check_n_bootstrap(n_bootstrap)
-    targets = validate_targets(targets)
-    _check_reach(data, targets)
-    name = method or default_method(data)
-    m = build_method(name, n_bootstrap=n_bootstrap, calibrate=calibrate)
-    pred = run_method(name, m, data, targets, guard=no_signal(data))
-    if n_bootstrap == 0:
-        pred["note"] = [f"{n}; no interval (n_bootstrap=0)" if n else "no interval (n_bootstrap=0)"
-                        for n in pred["note"]]
-    return pd.DataFrame({"task": data.task, "target": targets["target"].to_numpy(), "method": name,
-                         "forecast": pred["predicted"].to_numpy(), "lo90": pred["lo90"].to_numpy(),
-                         "hi90": pred["hi90"].to_numpy(), "used": _used(data, name),
-                         "note": pred["note"].to_numpy()}, columns=FORECAST_COLUMNS)
+    return forecast_tasks([(data, targets)], methods=[method] if method else None,
+                          n_bootstrap=n_bootstrap, calibrate=calibrate)
 
 
 def _check_n_bootstrap(n_bootstrap: Any) -> None:
@@ -219,13 +281,9 @@ def forecast_table(table: pd.DataFrame, targets: pd.DataFrame, *,
     """Forecast every task of a ladder table (``methods``: default = the documented rule)."""
     tasks = list(tasks or sorted(table.loc[(table["metric"] == metric)
                                            & ~table["task"].str.startswith("val/"), "task"].unique()))
-    parts: list[pd.DataFrame] = []
-    for task in _progress(tasks, "forecast", progress):
-        data = task_data(table, task, metric=metric, min_step=min_step)
-        for m in (list(methods) if methods else [None]):
-            parts.append(forecast_task(data, targets, method=m, n_bootstrap=n_bootstrap,
-                                       calibrate=calibrate))
-    return pd.concat(parts, ignore_index=True)
+    items = [(task_data(table, t, metric=metric, min_step=min_step), targets)
+             for t in _progress(tasks, "load", progress)]
+    return forecast_tasks(items, methods=methods, n_bootstrap=n_bootstrap, calibrate=calibrate)
 
 
 def forecast_store(store: Any, targets: pd.DataFrame, *, tasks: Sequence[str] | None = None,
@@ -237,14 +295,7 @@ def forecast_store(store: Any, targets: pd.DataFrame, *, tasks: Sequence[str] | 
     from .data.store import Store
 
     st = store if isinstance(store, Store) else Store(store)
-    files = st.list()
-    all_tasks = sorted(files["task"].unique())
-    tasks = list(tasks or all_tasks)
-    parts: list[pd.DataFrame] = []
-    for task in _progress(tasks, "forecast", progress):
-        data = store_task_data(st.load(tasks=[task], with_derived=True), runs=runs)
-        for m in (list(methods) if methods else [None]):
-            parts.append(forecast_task(data, targets, method=m, n_bootstrap=n_bootstrap,
-                                       calibrate=calibrate))
-    return pd.concat(parts, ignore_index=True)
-
+    tasks = list(tasks or sorted(st.list()["task"].unique()))
+    items = [(store_task_data(st.load(tasks=[t], with_derived=True), runs=runs), targets)
+             for t in _progress(tasks, "load", progress)]
+    return forecast_tasks(items, methods=methods, n_bootstrap=n_bootstrap, calibrate=calibrate)

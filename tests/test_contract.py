@@ -68,7 +68,7 @@ def test_using_an_unfitted_estimator_raises_not_fitted(est, call):
 
 
 def test_cod_predict_does_not_change_the_estimator():
-    df = Store(LADDER).load(tasks=["ladder_arith_mc"], with_derived=True)
+    df = Store(LADDER).load(tasks=["ladder_facts_mc"], with_derived=True)
     cod = CODPredictor(n_bootstrap=5, smooth=2, score="p_gold").fit(df)
     before = dict(vars(cod))
     cod.predict([1e13])
@@ -107,13 +107,13 @@ def test_a_method_registered_in_one_class_is_listed_and_backtested():
 
 def test_store_data_goes_through_the_same_contract_with_the_documented_default():
     st = Store(LADDER)
-    mc = st.load(tasks=["ladder_arith_mc"], with_derived=True)
+    mc = st.load(tasks=["ladder_facts_mc"], with_derived=True)
     small = sorted(mc["run"].unique(), key=lambda r: mc.loc[mc["run"] == r, "flops"].max())[:-1]
     data = store_task_data(mc, runs=small)
     assert data.kind == "items" and default_method(data) == "per_item_chain"
     # aggregate baselines and item methods are both listed for per-item data
     assert {"no_fit", "direct_sigmoid", "per_item_chain", "cod"} <= set(methods_for(data))
-    gen = store_task_data(st.load(tasks=["ladder_arith_gen"], with_derived=True), runs=small)
+    gen = store_task_data(st.load(tasks=["ladder_facts_gen"], with_derived=True), runs=small)
     assert default_method(gen) in ("cod", "passuntil_dataset")
     assert data.chance == pytest.approx(0.25)
     held = sorted(set(mc["run"]) - set(small))

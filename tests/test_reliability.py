@@ -311,7 +311,7 @@ def test_no_bootstrap_gives_no_interval_and_says_so_and_a_negative_one_is_refuse
     tg = pd.DataFrame({"target": ["x"], "flops": [1e23]})
     out = forecast_task(_data(), tg, method="direct_sigmoid", n_bootstrap=0, calibrate=False)
     assert np.isfinite(out["forecast"][0]) and np.isnan(out["lo90"][0])
-    assert "no interval" in out["note"][0]
+    assert "no bootstrap interval" in out["note"][0]
     with pytest.raises(OptionError, match="n_bootstrap"):
         forecast_task(_data(), tg, method="direct_sigmoid", n_bootstrap=-5)
 

@@ -143,7 +143,7 @@ def _code_items(files: list[Path], rng: random.Random, per_level: int) -> list[d
                 continue
             ctx = t[max(0, s - 48):s]
             ctx = ctx[ctx.find("\n") + 1:] if "\n" in ctx[:-8] and len(ctx) > 40 else ctx
-            if len(ctx) < 16:
+            if len(ctx) < 16 or len(ctx.strip()) < 8:
                 continue
             ident = m.group()
             before = set(_IDENT.findall(ctx))

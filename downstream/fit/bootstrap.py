@@ -67,16 +67,16 @@ def bootstrap_fits(law: Law, x: np.ndarray, y: np.ndarray, *, groups: np.ndarray
                    solver: str = "scipy", **fit_kw: Any) -> np.ndarray:
     """Run-level bootstrap of a law fit through joblib; returns (B_ok, n_params).
 
-    ``solver="batch"`` refits each chunk of replicates at once with the vectorised engine
-    (one-input laws); ``"scipy"`` refits one replicate at a time with L-BFGS-B. Replicates whose
-    fit fails are dropped (and counted in the log).
+    ``solver="batch"`` refits each chunk of replicates at once with the vectorised engine;
+    ``"scipy"`` refits one replicate at a time with L-BFGS-B. Replicates whose fit fails are
+    dropped (and counted in the log).
     """
     from joblib import Parallel, delayed
 
     w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
     seeds = np.random.SeedSequence(random_state).spawn(n_bootstrap)
     chunks = [seeds[i:i + chunk] for i in range(0, n_bootstrap, chunk)]
-    fn = _boot_chunk_batch if (solver == "batch" and law.n_inputs == 1) else _boot_chunk
+    fn = _boot_chunk_batch if solver == "batch" else _boot_chunk
     parts = Parallel(n_jobs=n_jobs)(
         delayed(fn)(law, x, y, w, groups, c, start, fit_kw) for c in chunks)
     reps = [p for part in parts for p in part]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize
 
+from .._threads import blas_single_threaded
 from ..errors import FitError, OptionError
 from .laws import Law, get_law
 
@@ -146,10 +147,11 @@ def _check_residual(law: Law, residual: str | None, delta: float | None) -> tupl
     return residual, delta
 
 
+@blas_single_threaded
 def fit_law(law: Law | str, x, y, *, weights=None, residual: str | None = None,
             delta: float | None = None, fixed: dict[str, float] | None = None,
             bounds: dict[str, tuple[float, float]] | None = None,
-            starts: np.ndarray | None = None, max_starts: int = 64,
+            starts: np.ndarray | None = None, max_starts: int = 64, polish: int | None = 8,
             rtol_spread: float = 0.5) -> FitResult:
     """Fit ``law`` to (x, y) with multi-start L-BFGS-B on a summed Huber objective.
 
@@ -171,6 +173,9 @@ def fit_law(law: Law | str, x, y, *, weights=None, residual: str | None = None,
         Starting points (rows in ``param_names`` order); default the law's grid.
     max_starts
         Cap on the grid size.
+    polish
+        L-BFGS-B runs from the ``polish`` grid starts with the lowest objective (all of them
+        when None); starts given explicitly are always run.
     rtol_spread
         Relative parameter spread among equally good optima above which the fit is flagged
         ``unidentifiable``.
@@ -213,7 +218,8 @@ def fit_law(law: Law | str, x, y, *, weights=None, residual: str | None = None,
     lo = np.array([b[k][0] for k in law.param_names], dtype=float)
     hi = np.array([b[k][1] for k in law.param_names], dtype=float)
     base = np.array([fixed.get(k, 0.5 * (lo[i] + hi[i])) for i, k in enumerate(law.param_names)])
-    S = law.starts(x, y, max_starts) if starts is None else np.atleast_2d(np.asarray(starts, float))
+    grid = starts is None
+    S = law.starts(x, y, max_starts) if grid else np.atleast_2d(np.asarray(starts, float))
     S = np.clip(S, lo, hi)
     for i, k in enumerate(law.param_names):
         if k in fixed:
@@ -227,6 +233,12 @@ def fit_law(law: Law | str, x, y, *, weights=None, residual: str | None = None,
             tb.append((math.log(max(lo[i], 1e-300)), math.log(max(hi[i], 1e-300))))
         else:
             tb.append((lo[i], hi[i]))
+    if grid and polish is not None and len(S) > polish:
+        # prune the grid: polish only the starts that already fit best
+        lo_t, hi_t = np.array([t[0] for t in tb]), np.array([t[1] for t in tb])
+        f0 = [objective_and_grad(np.clip(_to_theta(law, s, free), lo_t, hi_t), law, x, y, w,
+                                 residual, delta, base, free)[0] for s in S]
+        S = S[np.argsort(f0, kind="stable")[:polish]]
     results = []
     for s in S:
         th0 = _to_theta(law, s, free)
@@ -285,6 +297,7 @@ def fit_law(law: Law | str, x, y, *, weights=None, residual: str | None = None,
                      theta=best_th)
 
 
+@blas_single_threaded
 def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
                   delta: float | None = None, fixed: dict[str, float] | None = None,
                   bounds: dict[str, tuple[float, float]] | None = None, n_iter: int = 200,
@@ -298,7 +311,7 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
 
     Parameters
     ----------
-    x : (n,) or (B, n) inputs (one-input laws)
+    x : inputs: (n,) or (B, n) for one-input laws, (n, 2) or (B, n, 2) for two-input laws
     Y : (B, n) targets
     start : (P,) or (B, P) starting parameters (natural scale)
     bounds : dict of (lo, hi) overriding the law's data-derived bounds (computed per problem)
@@ -312,7 +325,8 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
     law = get_law(law)
     Y = np.atleast_2d(np.asarray(Y, float))
     B, n = Y.shape
-    X = np.broadcast_to(np.asarray(x, float), (B, n))
+    x = np.asarray(x, float)
+    X = np.broadcast_to(x, (B, n) if law.n_inputs == 1 else (B, n, law.n_inputs))
     residual, delta = _check_residual(law, residual, delta)
     fixed = dict(fixed or {})
     P = len(law.param_names)

@@ -154,14 +154,14 @@ class Chinchilla(Law):
 
     def f(self, x, p):
         E, A, a, B, b = p
-        n, d = np.maximum(x[:, 0], _EPS), np.maximum(x[:, 1], _EPS)
+        n, d = np.maximum(x[..., 0], _EPS), np.maximum(x[..., 1], _EPS)
         return E + A * np.exp(-a * np.log(n)) + B * np.exp(-b * np.log(d))
 
     def jac(self, x, p):
         _E, A, a, B, b = p
-        ln, ld = np.log(np.maximum(x[:, 0], _EPS)), np.log(np.maximum(x[:, 1], _EPS))
+        ln, ld = np.log(np.maximum(x[..., 0], _EPS)), np.log(np.maximum(x[..., 1], _EPS))
         tn, td = np.exp(-a * ln), np.exp(-b * ld)
-        return np.stack([np.ones(len(x)), tn, -A * tn * ln, td, -B * td * ld], axis=-1)
+        return np.stack([np.ones_like(tn * td), tn, -A * tn * ln, td, -B * td * ld], axis=-1)
 
     def bounds(self, x, y):
         return {"E": (0.0, float(np.min(y))), "A": (1e-8, 1e8), "alpha": (0.0, 2.0),

@@ -29,11 +29,12 @@ Examples
 >>> make_method("no_fit").name
 'no_fit'
 >>> sorted(METHODS, key=lambda n: METHODS[n].rank)[:3]
-['no_fit', 'direct_sigmoid', 'gadre_exp']
+['no_fit', 'direct_sigmoid', 'direct_sigmoid_ceil1']
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -45,8 +46,8 @@ from ..errors import OptionError
 if TYPE_CHECKING:
     from .data import TaskData
 
-__all__ = ["Method", "BaseMethod", "METHODS", "register", "make_method", "result_frame",
-           "methods_for"]
+__all__ = ["Method", "BaseMethod", "METHODS", "register", "make_method", "fitted",
+           "result_frame", "methods_for"]
 
 
 @runtime_checkable
@@ -92,6 +93,12 @@ def make_method(name: str, **kw: Any) -> BaseMethod:
     if name not in METHODS:
         raise OptionError(f"unknown method {name!r}; known: {sorted(METHODS)}")
     return METHODS[name](**kw)
+
+
+def fitted(name: str, data: TaskData, **kw: Any) -> BaseMethod:
+    """A method fitted on ``data`` (fits are memoised on ``data``: a method that combines others,
+    and a backtest that lists both, fit each member once)."""
+    return make_method(name, **kw).fit(data)
 
 
 def methods_for(data: TaskData) -> list[str]:
@@ -143,14 +150,26 @@ class BaseMethod:
         """Why the method cannot run on ``data`` (a sentence), or None."""
         return None
 
+    def options(self) -> dict[str, Any]:
+        """The constructor's options and their values."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names}
+
     def fit(self, data: TaskData) -> BaseMethod:
-        """Fit on the training runs of ``data``; returns self."""
+        """Fit on the training runs of ``data``; returns self. A fit of the same method with the
+        same options on the same ``data`` object is reused (fits are deterministic)."""
         validate_options(self)
+        memo = data.__dict__.setdefault("_fitted", {})
+        key = (type(self), repr(sorted(self.options().items())))
+        if key in memo:
+            self.__dict__.update(memo[key])
+            return self
         why = self.unavailable(data)
         if why is not None:
             raise OptionError(f"method {self.name!r} cannot run on task {data.task!r}: {why}")
         self._fit(data)
         self.fitted_ = True
+        memo[key] = dict(self.__dict__)
         return self
 
     def predict(self, targets: pd.DataFrame) -> pd.DataFrame:

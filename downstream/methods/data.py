@@ -124,8 +124,12 @@ def task_data(table: pd.DataFrame, task: str, *, metric: str = "acc",
     if score.empty:
         raise DataError(f"no rows for task {task!r} metric {metric!r}")
     if chance is None:
-        chance = float(score["chance"].iloc[0]) if "chance" in score and \
-            pd.notna(score["chance"].iloc[0]) else 0.0
+        from ..data.tables import CHANCE
+
+        given = score["chance"].dropna() if "chance" in score else pd.Series(dtype=float)
+        # the table's chance column, else the known-task table, else unknown (NaN: methods say
+        # so), never a silent 0
+        chance = float(given.iloc[0]) if len(given) else float(CHANCE.get(task, np.nan))
     cols = SCORE_COLUMNS
     vt = val_loss_task
     if vt is None:
@@ -228,6 +232,16 @@ def store_task_data(records: pd.DataFrame, *, runs: Iterable[str] | None = None,
     otype = str(items["output_type"].iloc[0])
     gen = otype == "generate_until"
     cp = _checkpoint_table(items, gen)
+    nocompute = ~(cp["flops"] > 0)
+    if nocompute.all():
+        raise DataError(f"task {tasks[0]!r}: no checkpoint has a training compute (tokens or "
+                        "FLOPs unknown): ingest with --tokens, --tokens-per-step or --flops")
+    if nocompute.any():
+        log.warning("task %s: %d checkpoints without a training compute are left out", tasks[0],
+                    int(nocompute.sum()))
+        keep = cp.loc[~nocompute, ["run", "step"]]
+        items = items.merge(keep, on=["run", "step"])
+        cp = cp[~nocompute].reset_index(drop=True)
     loss = None
     if "bpb" in cp:
         loss = cp[["run", "step", "params", "tokens", "flops", "bpb"]].rename(columns={"bpb": "value"})

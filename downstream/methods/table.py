@@ -5,6 +5,9 @@ ladder tables and on per-item stores alike.
 ``direct_sigmoid``  accuracy = chance + (ceiling - chance) * sigmoid(w log C + b), all checkpoints
 ``gadre_exp``       (N, D) -> validation loss (Chinchilla) -> error = eps - k exp(-gamma L)
 ``two_step``        (N, D) -> task loss (bpb, else validation loss) -> accuracy (OLMo ladder)
+``two_step_val``    C -> general validation loss -> accuracy
+``direct_mean``     mean of the direct sigmoid with a free ceiling and with the ceiling at 1
+``chain_direct_mean`` mean of ``two_step_val`` and ``direct_sigmoid``
 ``cod_groups``      per difficulty group COD laws, item-weighted (needs difficulty-group data)
 """
 
@@ -20,10 +23,11 @@ from ..errors import FitError
 from ..fit.engine import fit_law
 from ..fit.regressor import ScalingLawRegressor
 from ..predictors.chains import TwoStepChain
-from .base import BaseMethod, register, result_frame
+from .base import BaseMethod, fitted, register, result_frame
 from .data import TaskData, run_finals
 
-__all__ = ["NoFit", "DirectSigmoid", "GadreExp", "TwoStep", "CODGroups"]
+__all__ = ["NoFit", "DirectSigmoid", "DirectSigmoidCeil1", "DirectMean", "GadreExp", "TwoStep",
+           "TwoStepVal", "ChainDirectMean", "CODGroups"]
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +42,13 @@ class NoFit(BaseMethod):
 
     def _fit(self, data: TaskData) -> None:
         fin = run_finals(data.score, k=3)
-        self.value_ = float(fin.sort_values("flops")["value"].iloc[-1])
+        # the run with the most compute (parameters break ties), never the last name in order
+        fin = fin[np.isfinite(fin["flops"])] if np.isfinite(fin["flops"]).any() else fin
+        top = fin.sort_values(["flops", "params"], na_position="first").iloc[-1]
+        self.value_, self.run_ = float(top["value"]), str(top["run"])
 
     def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
-        return result_frame(np.full(len(targets), self.value_))
+        return result_frame(np.full(len(targets), self.value_), note=f"score of {self.run_}")
 
 
 @register
@@ -50,6 +57,8 @@ class DirectSigmoid(BaseMethod):
 
     name = "direct_sigmoid"
     rank = 10
+    #: hold the ceiling at 1 (``direct_sigmoid_ceil1``) instead of fitting it
+    fixed_ceiling: ClassVar[bool] = False
 
     def _fit(self, data: TaskData) -> None:
         s = data.score
@@ -58,8 +67,9 @@ class DirectSigmoid(BaseMethod):
         q05 = float(np.quantile(s["value"], 0.05))
         floor = min(data.chance, q05) if np.isfinite(data.chance) else q05
         self.note_ = "" if np.isfinite(data.chance) else "chance unknown: floor at the lowest scores"
+        fixed = {"floor": floor, **({"ceiling": 1.0} if self.fixed_ceiling else {})}
         self.est_ = ScalingLawRegressor(law="direct_sigmoid", x_unit=1e18,
-                                        fixed={"floor": floor},
+                                        fixed=fixed,
                                         n_bootstrap=self.n_bootstrap,
                                         random_state=self.random_state).fit(
             s["flops"], s["value"], groups=s["run"])
@@ -69,6 +79,51 @@ class DirectSigmoid(BaseMethod):
         notes = [n for n in (self.note_, "" if self.est_.fit_result_.ok else
                              self.est_.fit_result_.reason) if n]
         return result_frame(sf["mean"], sf["obs_ci_lower"], sf["obs_ci_upper"], "; ".join(notes))
+
+
+@register
+class DirectSigmoidCeil1(DirectSigmoid):
+    """The direct sigmoid with its ceiling held at 1 (perfect accuracy eventually): it
+    over-predicts where the free ceiling under-predicts."""
+
+    name = "direct_sigmoid_ceil1"
+    rank = 11
+    fixed_ceiling = True
+
+
+class _MeanOf(BaseMethod):
+    """The mean of other methods' forecasts; the interval is the mean of their intervals."""
+
+    members: ClassVar[tuple[str, ...]] = ()
+
+    def unavailable(self, data: TaskData) -> str | None:
+        from .base import make_method
+
+        whys = [w for m in self.members if (w := make_method(m).unavailable(data))]
+        return "; ".join(whys) if whys else None
+
+    def _fit(self, data: TaskData) -> None:
+        self.fitted_members_ = [fitted(m, data, n_bootstrap=self.n_bootstrap,
+                                       random_state=self.random_state) for m in self.members]
+
+    def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
+        preds = [m.predict(targets) for m in self.fitted_members_]
+        cols = {c: np.mean([p[c].to_numpy(float) for p in preds], axis=0)
+                for c in ("predicted", "lo90", "hi90")}
+        notes = [n for p in preds for n in p["note"].unique() if n]
+        return result_frame(cols["predicted"], cols["lo90"], cols["hi90"],
+                            f"mean of {' and '.join(self.members)}"
+                            + (f"; {'; '.join(dict.fromkeys(notes))}" if notes else ""))
+
+
+@register
+class DirectMean(_MeanOf):
+    """Mean of the direct sigmoid with a free ceiling and with the ceiling at 1: the two
+    ceilings' extrapolation biases have opposite signs."""
+
+    name = "direct_mean"
+    rank = 12
+    members = ("direct_sigmoid", "direct_sigmoid_ceil1")
 
 
 @register
@@ -141,6 +196,46 @@ class TwoStep(BaseMethod):
         p = self.chain_.get_prediction(targets["params"].to_numpy(), targets["tokens"].to_numpy())
         ci = p.conf_int(0.1, obs=True)
         return result_frame(p.mean, ci[:, 0], ci[:, 1], f"intermediate: {self.kind_}")
+
+
+@register
+class TwoStepVal(BaseMethod):
+    """Two-step chain through a general validation loss (C4 where logged): step 1 a compute law
+    ``L(C) = E + A C^-alpha`` on each run's final checkpoints, step 2 the sigmoid ``Acc(L)`` on
+    all checkpoints. A general loss is measured on many more tokens than a task's answers, and
+    ``L(C)`` has 3 parameters where ``L(N, D)`` has 5."""
+
+    name = "two_step_val"
+    rank = 31
+
+    def unavailable(self, data: TaskData) -> str | None:
+        if data.val_loss is None or data.val_loss.empty:
+            return "needs a validation loss per checkpoint (e.g. val/c4); this data has none"
+        if data.val_loss["run"].nunique() < 4:
+            return "needs >= 4 runs for the step-1 law"
+        return None
+
+    def _fit(self, data: TaskData) -> None:
+        assert data.val_loss is not None
+        many = _checkpoints_per_run(data.val_loss) >= 10
+        self.chain_ = TwoStepChain(n_bootstrap=self.n_bootstrap, random_state=self.random_state,
+                                   step1="power_compute", last_k=5 if many else 1,
+                                   moving_avg=5 if many else 1,
+                                   skip_frac=0.1 if many else 0.0).fit(data.val_loss, data.score)
+
+    def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
+        p = self.chain_.get_prediction(targets["params"].to_numpy(), targets["tokens"].to_numpy())
+        ci = p.conf_int(0.1, obs=True)
+        return result_frame(p.mean, ci[:, 0], ci[:, 1], "intermediate: validation loss")
+
+
+@register
+class ChainDirectMean(_MeanOf):
+    """Mean of the validation-loss chain and the direct sigmoid."""
+
+    name = "chain_direct_mean"
+    rank = 32
+    members = ("two_step_val", "direct_sigmoid")
 
 
 @register
