@@ -16,9 +16,11 @@ flops``; scores as fractions):
 Each ladder's tasks are backtested together (``downstream.backtest.backtest_tasks``): one
 default choice and one interval calibration per ladder. Also writes
 ``results/backtests/summary.md`` (MAE and coverage in points per protocol x target x method), one
-PNG per protocol, and ``results/backtests/timing.csv`` (CPU and wall seconds per protocol; with
-``--baseline REF`` also those of the code at git ``REF``, run once in the same session with its
-default BLAS threads). Usage: ``python benchmarks/backtests.py [--bootstrap 100] [--only P]
+PNG per protocol, and ``results/backtests/timing.csv``: ``cpu_s``/``wall_s`` of each protocol's
+backtest in this process; with ``--baseline REF`` also the whole script ``--only P`` (imports,
+fits, files, plots) run as a subprocess for the current code and for the code at git ``REF``, one
+after the other in the same run, each with the BLAS threads a plain run gets (``cpu_speedup`` =
+old / new script CPU). Usage: ``python benchmarks/backtests.py [--bootstrap 100] [--only P]
 [--baseline a71e684]``.
 """
 
@@ -28,6 +30,7 @@ import argparse
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -162,14 +165,21 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
 
 
-def baseline_times(ref: str, names: list[str], boot: int) -> dict[str, tuple[float, float]]:
-    """CPU and wall seconds of ``benchmarks/backtests.py --only P`` at git ``ref`` (a temporary
-    worktree, the BLAS threads it had by default), one subprocess per protocol."""
+def script_times(ref: str | None, names: list[str], boot: int) -> dict[str, tuple[float, float]]:
+    """CPU and wall seconds of the whole script ``benchmarks/backtests.py --only P`` (imports,
+    fits, files and plots), one subprocess per protocol, with the BLAS threads a plain run gets:
+    at git ``ref`` (a temporary worktree) or, with ``ref=None``, the current code (its outputs
+    go to a temporary copy, not to ``results/``)."""
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        wt = Path(tmp) / "baseline"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(wt), ref],
-                       check=True, capture_output=True)
+        wt = Path(tmp) / "code"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(wt),
+                        ref or "HEAD"], check=True, capture_output=True)
+        if ref is None:  # the working tree as it is, not the last commit
+            for sub in ("downstream", "benchmarks"):
+                shutil.rmtree(wt / sub)
+                shutil.copytree(REPO / sub, wt / sub,
+                                ignore=shutil.ignore_patterns("__pycache__"))
         env = {k: v for k, v in os.environ.items()
                if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         env.update(PYTHONPATH=str(wt), DOWNSTREAM_SHARED_DATA=str(default_data_dir()))
@@ -182,7 +192,8 @@ def baseline_times(ref: str, names: list[str], boot: int) -> dict[str, tuple[flo
                 c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 out[name] = (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime,
                              time.time() - w0)
-                print(f"baseline {ref} {name}: {out[name][0]:.0f} CPU s", flush=True)
+                print(f"script at {ref or 'working tree'} {name}: {out[name][0]:.0f} CPU s",
+                      flush=True)
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(wt)],
                            capture_output=True)
@@ -211,12 +222,15 @@ def main() -> None:
         print(f"== {name}: {timing[-1]['cpu_s']} CPU s")
         print(summarize(res).round(4).to_string(index=False), flush=True)
     if names and a.baseline:
-        base = baseline_times(a.baseline, names, a.bootstrap)
+        # whole scripts side by side, measured the same way: the current code, then the old
+        now = script_times(None, names, a.bootstrap)
+        base = script_times(a.baseline, names, a.bootstrap)
         for t in timing:
-            cpu, wall = base[t["protocol"]]
-            t.update(baseline_ref=a.baseline, baseline_cpu_s=round(cpu, 1),
-                     baseline_wall_s=round(wall, 1),
-                     cpu_speedup=round(cpu / max(t["cpu_s"], 1e-9), 1))
+            (cpu, wall), (bcpu, bwall) = now[t["protocol"]], base[t["protocol"]]
+            t.update(script_cpu_s=round(cpu, 1), script_wall_s=round(wall, 1),
+                     baseline_ref=a.baseline, baseline_script_cpu_s=round(bcpu, 1),
+                     baseline_script_wall_s=round(bwall, 1),
+                     cpu_speedup=round(bcpu / max(cpu, 1e-9), 1))
     if timing:
         old = pd.read_csv(OUT / "timing.csv") if (OUT / "timing.csv").exists() else pd.DataFrame()
         new = pd.DataFrame(timing)

@@ -14,14 +14,14 @@ from typing import ClassVar
 import numpy as np
 from sklearn import config_context
 from sklearn.base import BaseEstimator
-from sklearn.cluster import KMeans, MeanShift, estimate_bandwidth, get_bin_seeds
+from sklearn.cluster import KMeans, estimate_bandwidth, get_bin_seeds
 from sklearn.neighbors import NearestNeighbors
 
 from .._validation import Interval, check_fitted, validate_options
 from ..errors import DataError
 from .features import Features
 
-__all__ = ["improved_meanshift", "DifficultyClusters"]
+__all__ = ["improved_meanshift", "mean_shift", "DifficultyClusters"]
 
 
 def improved_meanshift(X: np.ndarray, *, quantile: float = 0.1, min_size: int = 10,
@@ -60,30 +60,32 @@ def improved_meanshift(X: np.ndarray, *, quantile: float = 0.1, min_size: int = 
         todo = np.flatnonzero(labels == -1)
         if len(todo) < min_size:
             break
-        seeds = None
+        rng = np.random.default_rng(random_state + next_id)
+        seeds, from_bins = None, False
         if max_seeds is not None and len(todo) > max_seeds:
             # seeds: grid bins (side R) holding at least min_size items - a cluster must have as
-            # many - capped at max_seeds (seeded subset); random items if no bin is that dense
+            # many - capped at max_seeds (seeded subset); dense items if no bin is that dense
             seeds = get_bin_seeds(X[todo], R, min_bin_freq=min_size)
-            rng = np.random.default_rng(random_state + next_id)
+            from_bins = True
             if len(seeds) == 0 or len(seeds) == len(todo):
-                # no dense bin: seed from items with at least min_size unassigned items within R
-                nn = NearestNeighbors(radius=R).fit(X[todo])
-                dense = np.flatnonzero(nn.radius_neighbors_graph(X[todo]).getnnz(axis=1) >= min_size)
-                if len(dense) == 0:
+                seeds, from_bins = _dense_seeds(X[todo], R, min_size, max_seeds, rng), False
+                if len(seeds) == 0:
                     break  # no item has enough neighbours for a cluster: the rest are outliers
-                pick = dense if len(dense) <= max_seeds else rng.choice(dense, size=max_seeds, replace=False)
-                seeds = X[todo][pick]
             elif len(seeds) > max_seeds:
                 seeds = seeds[rng.choice(len(seeds), size=max_seeds, replace=False)]
-        # X is checked once above; skip scikit-learn's per-query validation (thousands of calls)
+        # X is checked once above; skip scikit-learn's per-query validation
         with config_context(assume_finite=True, skip_parameter_validation=True):
-            ms = MeanShift(bandwidth=R, cluster_all=False, seeds=seeds)
-            sub = ms.fit_predict(X[todo])
+            sub, centres = mean_shift(X[todo], R, X[todo] if seeds is None else seeds)
+            if len(centres) == 0 and from_bins and max_seeds is not None:
+                # in many dimensions the bin centres lie farther than R from every item
+                seeds = _dense_seeds(X[todo], R, min_size, max_seeds, rng)
+                if len(seeds) == 0:
+                    break
+                sub, centres = mean_shift(X[todo], R, seeds)
         changed = False
         for k in np.unique(sub[sub >= 0]):
             members = todo[sub == k]
-            centre = ms.cluster_centers_[k]
+            centre = centres[k]
             members = members[np.linalg.norm(X[members] - centre, axis=1) <= R]
             if len(members) >= min_size:
                 labels[members] = next_id
@@ -92,6 +94,71 @@ def improved_meanshift(X: np.ndarray, *, quantile: float = 0.1, min_size: int = 
         if not changed:
             break
     return labels, R
+
+
+def _dense_seeds(X: np.ndarray, R: float, min_size: int, max_seeds: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Items with at least ``min_size`` items within R (a cluster needs as many), at most
+    ``max_seeds`` of them (a seeded subset)."""
+    nn = NearestNeighbors(radius=R).fit(X)
+    dense = np.flatnonzero(nn.radius_neighbors_graph(X).getnnz(axis=1) >= min_size)
+    if len(dense) > max_seeds:
+        dense = rng.choice(dense, size=max_seeds, replace=False)
+    return X[dense]
+
+
+def mean_shift(X: np.ndarray, bandwidth: float, seeds: np.ndarray,
+               max_iter: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Flat-kernel MeanShift (scikit-learn's algorithm and stopping rule, ``cluster_all=False``)
+    with every seed shifted at once: one radius query for all seeds per iteration and the means
+    as one sparse product. Returns (labels, -1 beyond the bandwidth of every centre; centres).
+    Seeds with no point within the bandwidth are dropped; when none has any, there is no cluster
+    (scikit-learn raises instead).
+
+    Examples
+    --------
+    >>> X = np.r_[np.zeros((5, 2)), np.ones((5, 2))]
+    >>> labels, centres = mean_shift(X, 0.5, X)
+    >>> sorted(set(labels[:5].tolist())), sorted(set(labels[5:].tolist())), len(centres)
+    ([1], [0], 2)
+    """
+    X = np.asarray(X, float)
+    nn = NearestNeighbors(radius=bandwidth).fit(X)
+    stop = 1e-3 * bandwidth
+    means = np.array(seeds, float)
+    count = np.zeros(len(means), int)
+    iters = np.zeros(len(means), int)
+    active = np.arange(len(means))
+    while len(active):
+        G = nn.radius_neighbors_graph(means[active], bandwidth, mode="connectivity")
+        cnt = np.asarray(G.sum(axis=1)).ravel().astype(int)
+        empty = cnt == 0
+        new = means[active].copy()
+        new[~empty] = (G[~empty] @ X) / cnt[~empty, None]
+        moved = np.linalg.norm(new - means[active], axis=1)
+        finished = empty | (moved <= stop) | (iters[active] == max_iter)
+        means[active[~empty]] = new[~empty]
+        count[active] = cnt
+        iters[active[~finished]] += 1
+        active = active[~finished]
+    intensity: dict[tuple, int] = {}
+    for m, c in zip(means, count):
+        if c:
+            intensity[tuple(m)] = int(c)
+    if not intensity:
+        return np.full(len(X), -1), np.empty((0, X.shape[1]))
+    ranked = sorted(intensity.items(), key=lambda t: (t[1], t[0]), reverse=True)
+    centres = np.array([t[0] for t in ranked])
+    unique = np.ones(len(centres), dtype=bool)
+    cnn = NearestNeighbors(radius=bandwidth).fit(centres)
+    for i, c in enumerate(centres):
+        if unique[i]:
+            unique[cnn.radius_neighbors([c], return_distance=False)[0]] = False
+            unique[i] = True
+    centres = centres[unique]
+    dist, idx = NearestNeighbors(n_neighbors=1).fit(centres).kneighbors(X)
+    labels = np.where(dist.ravel() <= bandwidth, idx.ravel(), -1)
+    return labels, centres
 
 
 class DifficultyClusters(BaseEstimator):
