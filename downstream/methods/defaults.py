@@ -58,7 +58,10 @@ def default_store_method(data: TaskData) -> str:
     ``cod`` for generative tasks, or ``passuntil_dataset`` when COD keeps no predictable cluster
     on the training runs."""
     if data.output_type in ("multiple_choice", "loglikelihood"):
-        return "per_item_chain"
+        has_ll = data.items is not None and data.items["ll"].map(
+            lambda v: v is not None and len(v) > 1).any()
+        # without stored per-choice log-likelihoods (0/1 correctness only): difficulty clusters
+        return "per_item_chain" if has_ll else "cod"
     from .items import cod_keeps_a_cluster
 
     return "cod" if cod_keeps_a_cluster(data) else "passuntil_dataset"

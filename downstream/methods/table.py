@@ -7,6 +7,7 @@ ladder tables and on per-item stores alike.
 ``two_step``        (N, D) -> task loss (bpb, else validation loss) -> accuracy (OLMo ladder)
 ``two_step_val``    C -> general validation loss -> accuracy
 ``direct_mean``     mean of the direct sigmoid with a free ceiling and with the ceiling at 1
+``log_linear``      log score linear in log compute (tiny pass rates)
 ``chain_direct_mean`` mean of ``two_step_val`` and ``direct_sigmoid``
 ``cod_groups``      per difficulty group COD laws, item-weighted (needs difficulty-group data)
 """
@@ -26,7 +27,8 @@ from ..predictors.chains import TwoStepChain
 from .base import BaseMethod, fitted, register, result_frame
 from .data import TaskData, run_finals
 
-__all__ = ["NoFit", "DirectSigmoid", "DirectSigmoidCeil1", "DirectMean", "GadreExp", "TwoStep",
+__all__ = ["NoFit", "DirectSigmoid", "DirectSigmoidCeil1", "DirectMean", "LogLinear", "GadreExp",
+           "TwoStep",
            "TwoStepVal", "ChainDirectMean", "CODGroups"]
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,49 @@ class DirectSigmoidCeil1(DirectSigmoid):
     name = "direct_sigmoid_ceil1"
     rank = 11
     fixed_ceiling = True
+
+
+@register
+class LogLinear(BaseMethod):
+    """``log10(score)`` linear in ``log10(compute)`` on each run's final checkpoint: the simple
+    baseline for scores that span decades (tiny pass rates). Runs that score 0 are left out
+    (their log is undefined); bootstrap over runs."""
+
+    name = "log_linear"
+    rank = 13
+
+    def unavailable(self, data: TaskData) -> str | None:
+        fin = run_finals(data.score)
+        if int((fin["value"] > 0).sum()) < 3:
+            return "needs >= 3 runs with a positive score"
+        return None
+
+    def _fit(self, data: TaskData) -> None:
+        fin = run_finals(data.score)
+        fin = fin[fin["value"] > 0]
+        self.dropped_ = len(run_finals(data.score)) - len(fin)
+        x, y = np.log10(fin["flops"].to_numpy(float)), np.log10(fin["value"].to_numpy(float))
+        self.coef_ = np.polyfit(x, y, 1)
+        rng = np.random.default_rng(self.random_state)
+        boots = []
+        for _ in range(int(self.n_bootstrap)):
+            pick = rng.integers(0, len(x), len(x))
+            if len(np.unique(x[pick])) >= 2:
+                c = np.polyfit(x[pick], y[pick], 1)
+                res = y[pick] - np.polyval(c, x[pick])
+                boots.append((c, rng.choice(res) * np.sqrt(len(x) / max(len(x) - 2, 1))))
+        self.boot_ = boots
+
+    def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
+        xt = np.log10(targets["flops"].to_numpy(float))
+        mean = np.minimum(10 ** np.polyval(self.coef_, xt), 1.0)
+        if self.boot_:
+            obs = np.array([np.minimum(10 ** (np.polyval(c, xt) + r), 1.0) for c, r in self.boot_])
+            lo, hi = np.quantile(obs, [0.05, 0.95], axis=0)
+        else:
+            lo = hi = np.full(len(xt), np.nan)
+        note = f"{self.dropped_} runs scoring 0 left out" if self.dropped_ else ""
+        return result_frame(mean, lo, hi, note)
 
 
 class _MeanOf(BaseMethod):
