@@ -33,8 +33,14 @@ import numpy as np
 import pandas as pd
 
 from downstream.backtest import backtest_tasks
-from downstream.data.per_item import (GPT2_OPT_TASKS, MINIBERTA_TASKS, load_gpt2_opt,
-                                      load_minibertas, load_pythia_gsm8k, load_pythia_gsm8k_nll)
+from downstream.data.per_item import (
+    GPT2_OPT_TASKS,
+    MINIBERTA_TASKS,
+    load_gpt2_opt,
+    load_minibertas,
+    load_pythia_gsm8k,
+    load_pythia_gsm8k_nll,
+)
 from downstream.data.schema import derive
 from downstream.methods import make_method, store_targets, store_task_data
 
@@ -93,10 +99,9 @@ def pythia_gsm8k_passk(boot: int) -> pd.DataFrame:
             actual = float(_pass_at_k(t["n_samples"].to_numpy(), t["n_pass"].to_numpy(), k).mean())
             item_pred = float(np.mean(1 - (1 - p_items) ** k))
             # aggregate: log pass@k linear in log compute over the training sizes
-            agg = small.groupby("run").apply(
-                lambda g: pd.Series({"flops": g["flops"].iloc[0], "v": _pass_at_k(
-                    g["n_samples"].to_numpy(), g["n_pass"].to_numpy(), k).mean()}),
-                include_groups=False)
+            agg = pd.DataFrame([{"flops": g["flops"].iloc[0], "v": _pass_at_k(
+                g["n_samples"].to_numpy(), g["n_pass"].to_numpy(), k).mean()}
+                for _, g in small.groupby("run")])
             agg = agg[agg["v"] > 0]
             c = np.polyfit(np.log10(agg["flops"]), np.log10(agg["v"]), 1)
             agg_pred = float(min(10 ** np.polyval(c, np.log10(flops)), 1.0))
@@ -115,8 +120,8 @@ def pythia_gsm8k_chain(boot: int) -> pd.DataFrame:
     pc = load_pythia_gsm8k()
     cells = nll[["run", "step"]].drop_duplicates()
     pc = pc.merge(cells, on=["run", "step"])  # the checkpoints the NLL file has
-    m = nll.merge(pc[["run", "step", "doc_id", "n_pass", "n_samples", "flops"]],
-                  on=["run", "step", "doc_id"], suffixes=("", "_pc"))
+    m = nll[["run", "step", "doc_id", "ll_total"]].merge(
+        pc[["run", "step", "doc_id", "n_pass", "n_samples", "flops"]], on=["run", "step", "doc_id"])
     m["nll"] = -m["ll_total"]
     m["rate"] = (m["n_pass"] + 0.5) / (m["n_samples"] + 1.0)
     tr, te = m[m["run"].isin(SMALL)], m[m["run"].isin(BIG)]

@@ -119,3 +119,23 @@ def test_store_data_goes_through_the_same_contract_with_the_documented_default()
     held = sorted(set(mc["run"]) - set(small))
     tg = store_targets(mc, held)
     assert len(tg) == 1 and tg["target"].iloc[0].startswith(held[0] + "/step")
+
+
+def test_cod_without_a_kept_cluster_says_so_and_the_store_default_falls_back(tmp_path):
+    from downstream.data.per_item import load_minibertas
+    from downstream.data.schema import derive
+
+    recs = derive(load_minibertas(task="boolq"))
+    rung = recs["run"].str.replace(r"-\d$", "", regex=True)
+    small = sorted(recs.loc[rung.isin(["roberta-med-small-1M", "roberta-base-10M"]), "run"].unique())
+    data = store_task_data(recs, runs=small)
+    cod = CODPredictor(n_bootstrap=0, score="acc").fit(data.items)
+    assert not cod.clusters_["kept"].any() and np.isnan(cod.predict([1e20])[0])
+    assert "outliers" in cod.summary()["reason"].iloc[-2]
+    # 0/1 correctness without log-likelihoods: COD, else the aggregate direct_mean
+    assert default_method(data) in ("cod", "direct_mean")
+    tg = store_targets(recs, ["roberta-large"])
+    out = backtest_task(data, tg, methods=["cod", "per_item_chain", "direct_mean"], n_bootstrap=0)
+    notes = out.set_index("method")["note"]
+    assert "no cluster passed the filter" in notes["cod"] or out.set_index("method").loc["cod", "predicted"] > 0
+    assert notes["per_item_chain"].startswith("cannot run: needs per-choice log-likelihoods")

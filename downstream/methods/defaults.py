@@ -41,10 +41,16 @@ log = logging.getLogger(__name__)
 
 
 def no_signal(data: TaskData, *, margin: float = 0.02) -> str | None:
-    """Reason string when the small models show no usable trend above chance, else None."""
+    """Reason string when the small models show no usable trend above chance, else None.
+
+    With chance 0 (pass rates, open answers) tiny scores are signal, not noise: only data where
+    nothing ever passes is flagged."""
     fin = run_finals(data.score, k=3)
     if len(fin) < 2:
         return None
+    if data.chance == 0:
+        best = float(data.score["value"].max())
+        return None if best > 0 else "unpredictable: no small model ever passes"
     best = float(fin["value"].max())
     rho = spearmanr(np.log(fin["flops"]), fin["value"]).statistic if fin["value"].nunique() > 1 else 0.0
     if best - data.chance < margin and not rho > 0.9:
@@ -54,17 +60,17 @@ def no_signal(data: TaskData, *, margin: float = 0.02) -> str | None:
 
 
 def default_store_method(data: TaskData) -> str:
-    """Default for per-item store data: ``per_item_chain`` for likelihood-ranked multiple choice;
-    ``cod`` for generative tasks, or ``passuntil_dataset`` when COD keeps no predictable cluster
-    on the training runs."""
-    if data.output_type in ("multiple_choice", "loglikelihood"):
-        has_ll = data.items is not None and data.items["ll"].map(
-            lambda v: v is not None and len(v) > 1).any()
-        # without stored per-choice log-likelihoods (0/1 correctness only): difficulty clusters
-        return "per_item_chain" if has_ll else "cod"
-    from .items import cod_keeps_a_cluster
+    """Default for per-item store data: ``per_item_chain`` for likelihood-ranked multiple choice
+    with stored per-choice log-likelihoods; otherwise ``cod``, or, when COD keeps no predictable
+    cluster on the training runs, ``passuntil_dataset`` (generative) / ``direct_mean`` (0/1
+    correctness)."""
+    from .items import cod_keeps_a_cluster, has_choice_logliks
 
-    return "cod" if cod_keeps_a_cluster(data) else "passuntil_dataset"
+    if data.output_type in ("multiple_choice", "loglikelihood") and has_choice_logliks(data):
+        return "per_item_chain"
+    if cod_keeps_a_cluster(data):
+        return "cod"
+    return "passuntil_dataset" if data.generative else "direct_mean"
 
 
 #: the two candidates of the pooled choice for ladders with a validation loss

@@ -56,6 +56,12 @@ def _cod(data: TaskData, n_bootstrap: int, random_state: int = 0) -> CODPredicto
                         random_state=random_state).fit(data.items)
 
 
+def has_choice_logliks(data: TaskData) -> bool:
+    """Whether the items store every choice's log-likelihood (>= 2 choices)."""
+    return data.items is not None and bool(data.items["ll"].map(
+        lambda v: v is not None and len(v) > 1).any())
+
+
 def cod_keeps_a_cluster(data: TaskData) -> bool:
     """Whether COD keeps at least one predictable cluster on ``data``'s training runs."""
     try:
@@ -131,6 +137,12 @@ class PerItemChainMethod(_ItemMethod):
     rank = 80
     output_types = ("multiple_choice", "loglikelihood")
     why_not = "needs per-choice log-likelihoods (multiple choice)"
+
+    def unavailable(self, data: TaskData) -> str | None:
+        why = super().unavailable(data)
+        if why is None and not has_choice_logliks(data):
+            return "needs per-choice log-likelihoods; this store holds 0/1 correctness only"
+        return why
 
     def _fit(self, data: TaskData) -> None:
         self.chain_ = PerItemChain(n_bootstrap=self.n_bootstrap, n_draws=200,

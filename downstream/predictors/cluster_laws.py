@@ -132,8 +132,8 @@ class ClusterLaws(BaseEstimator):
             except FitError as exc:
                 rec["reason"] = f"not fitted: {exc}"
             rows.append(rec)
-        self.clusters_ = pd.DataFrame(rows, columns=CLUSTER_COLUMNS)
-        kept = self.clusters_[self.clusters_["kept"]]
+        self.clusters_ = pd.DataFrame(rows, columns=CLUSTER_COLUMNS).astype({"kept": bool})
+        kept = self.clusters_[self.clusters_["kept"].to_numpy(bool)]
         law = get_law("cod")
         self.kept_params_ = [(int(r["size"]), law.pack(r["fit"].params)) for _, r in kept.iterrows()]
         self.subset_mask_ = np.isin(labels, kept["cluster"].to_numpy())
