@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -159,13 +160,33 @@ def final_targets(table: pd.DataFrame, runs: Sequence[str], task: str, *, metric
 
 # --------------------------------------------------------------------------- per-item stores
 
+def _passuntil_r(items: pd.DataFrame) -> pd.Series:
+    """The PassUntil stopping rule r of each record (0 when it was not drawn adaptively)."""
+    out = pd.Series(0, index=items.index)
+    if "metrics_json" not in items:
+        return out
+    has = items["metrics_json"].astype(str).str.contains('"passuntil"', regex=False)
+    for i in np.flatnonzero(has.to_numpy()):
+        try:
+            out.iloc[i] = int(json.loads(items["metrics_json"].iloc[i])["passuntil"]["r"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
 def item_score(items: pd.DataFrame) -> pd.Series:
-    """Each record's score: the pass rate of generative items; the accuracy recomputed from the
+    """Each record's score: the pass rate of generative items (unbiased (r-1)/(K-1) for items
+    drawn by PassUntil until r >= 2 passes); the accuracy recomputed from the
     log-likelihoods of multiple-choice items (lm-eval's own ``acc`` where the choices'
     log-likelihoods are not stored); lm-eval's ``acc`` of single-continuation ``loglikelihood``
     items (whether the answer was the greedy continuation)."""
     otype = items["output_type"]
     gen = items["n_pass"] / items["n_samples"].where(items["n_samples"] > 0)
+    r = _passuntil_r(items)
+    stopped = (r >= 2) & (items["n_pass"] >= r) & (items["n_samples"] > 1)
+    if stopped.any():
+        # drawn until r passes (PassUntil): r/K is biased up; (r-1)/(K-1) is unbiased
+        gen = gen.where(~stopped, (items["n_pass"] - 1) / (items["n_samples"] - 1))
     acc_ll = items["acc_ll"] if "acc_ll" in items else pd.Series(np.nan, index=items.index)
     mc = acc_ll.where(acc_ll.notna(), items["acc"])
     out = mc.where(otype == "multiple_choice", items["acc"])
