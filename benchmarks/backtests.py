@@ -41,8 +41,14 @@ import numpy as np
 import pandas as pd
 
 from downstream.backtest import RESULT_COLUMNS, backtest_tasks, summarize
-from downstream.data.public import (OLMO_TASKS, PYTHIA_TASKS, default_data_dir, load_gadre,
-                                    load_olmo_ladder, load_pythia)
+from downstream.data.public import (
+    OLMO_TASKS,
+    PYTHIA_TASKS,
+    default_data_dir,
+    load_gadre,
+    load_olmo_ladder,
+    load_pythia,
+)
 from downstream.methods.data import TaskData, final_targets, task_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,7 +141,18 @@ PROTOCOLS = {"pythia": lambda b: pythia(b, False), "pythia_deduped": lambda b: p
              "olmo_ladder": olmo, "gadre": gadre, "expemergence": expemergence}
 
 
-def plot(res: pd.DataFrame, path: Path) -> None:
+#: one line per protocol under the figure title: what was fitted, what was held out
+CAPTIONS = {
+    "pythia": "Pythia: fit on 70M-1B (steps >= 1000), forecast the final 1.4B-12B checkpoints",
+    "pythia_deduped": "Pythia (deduplicated Pile): fit on 70M-1B, forecast the final 1.4B-12B",
+    "olmo_ladder": "OLMo ladder: fit on 190M-1B x 1-10xC, forecast 7B-4T, 13B-5T (and 3B x 1-10xC)",
+    "gadre": "Gadre et al.: per training set, fit on <= 420M runs, forecast the > 1B runs",
+    "expemergence": "ExpEmergence: fit on the models below the paper's FLOPs cut, forecast the larger",
+    "ladder_largest": "Own ladder: fit on the 4 smaller sizes (every checkpoint), forecast L6-d128's final",
+}
+
+
+def plot(res: pd.DataFrame, path: Path, *, max_tasks: int = 8) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -144,7 +161,7 @@ def plot(res: pd.DataFrame, path: Path) -> None:
     from downstream.plots import plot_backtest_task
 
     keep = res[res["is_default"] | res["method"].isin(["no_fit", "direct_sigmoid", "two_step"])]
-    tasks = list(dict.fromkeys(keep["task"]))[:8]
+    tasks = list(dict.fromkeys(keep["task"]))[:max_tasks]
     n = len(tasks)
     cols = min(2, n)
     rows = int(np.ceil(n / cols))
@@ -155,7 +172,11 @@ def plot(res: pd.DataFrame, path: Path) -> None:
             plot_backtest_task(r, ax=ax, title=f"{t}: forecasts of the held-out models")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.tight_layout()
+    proto = str(res["protocol"].iloc[0]) if "protocol" in res and len(res) else ""
+    shown = "" if n == res["task"].nunique() else f" (first {n} of {res['task'].nunique()} tasks)"
+    fig.suptitle(f"{CAPTIONS.get(proto, proto)}{shown}\n90% intervals; stars = the held-out "
+                 "models' actual scores", fontsize=12)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.8 / (4.4 * rows)))  # room for the two-line title
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -265,7 +286,7 @@ def write_summary() -> None:
         per_target = r["tg"].nunique() <= 6
         keys = ["tg", "method"] if per_target else ["method"]
         if r["task"].nunique() <= 2:  # the item-level ladder: one row per task
-            keys = ["task"] + keys
+            keys = ["task", *keys]
         if "covered_boot" not in r or r["covered_boot"].isna().all():
             r = r.assign(covered_boot=r["covered"])
         r = r.assign(width=r["hi90"] - r["lo90"])

@@ -90,6 +90,13 @@ def plot_fit(est, X=None, y=None, *, ax=None, targets=None, actual=None, alpha=0
     return ax
 
 
+def _short_label(target: object) -> str:
+    """``"rpj:rpj-open_lm_1b-1.0"`` -> ``"rpj-open_lm_1b-1.0"`` (a prefix the name repeats)."""
+    t = str(target)
+    head, sep, tail = t.partition(":")
+    return tail if sep and tail.startswith(head) else t
+
+
 def plot_backtest_task(rows, *, ax=None, title=None):
     """Held-out actual (black stars) vs each method's forecast with its 90% interval, one group
     per held-out target, targets ordered by compute (``rows``: backtest rows of one task, scores
@@ -113,7 +120,9 @@ def plot_backtest_task(rows, *, ax=None, title=None):
     ax.scatter(np.arange(len(order)), 100 * act.to_numpy(float), marker="*", color="k", s=160,
                zorder=5, label="held-out actual")
     ax.set_xticks(np.arange(len(order)))
-    ax.set_xticklabels([str(t) for t in order], rotation=15, fontsize=8)
+    many = len(order) > 12  # crowded: drop organisation prefixes, smaller steeper labels
+    labels = [_short_label(t).rsplit("/", 1)[-1] if many else _short_label(t) for t in order]
+    ax.set_xticklabels(labels, rotation=45 if many else 20, ha="right", fontsize=6 if many else 8)
     ax.set_xlabel("held-out target (ordered by training compute)")
     ax.set_ylabel("score (%)")
     lo, hi = ax.get_ylim()
@@ -184,40 +193,55 @@ def plot_store_forecast(data, table, targets, *, ax=None, title=None, curves=Non
     to (compute, score) arrays), and the held-out actual value (black star).
 
     ``table`` is :func:`downstream.forecast.forecast_task` output (fractions), ``targets`` the
-    target rows (flops, actual). Pass rates that span decades go on a log y-axis."""
+    target rows (flops, actual). Pass rates that span decades go on a log y-axis; there, zeros
+    are drawn as triangles on the axis floor (a third of the smallest positive value)."""
     ax = _axes(ax)
     s = data.score.sort_values(["run", "step"])
     runs = list(s.groupby("run")["flops"].max().sort_values().index)
     cmap = _cmap(len(runs))
-    values = [s["value"].to_numpy(float)]
+    preds = table[["forecast", "lo90", "hi90"]].to_numpy(float).ravel()
+    act = np.asarray(targets["actual"], float)
+    allv = np.concatenate([s["value"].to_numpy(float), preds, act])
+    logy = bool(data.generative and _spans_decades(allv))
+    pos = allv[np.isfinite(allv) & (allv > 0)]
+    floor = 100 * float(pos.min()) / 3 if logy and len(pos) else 0.0
+
+    def y(v):
+        v = 100 * np.asarray(v, float)
+        return np.where(v > floor, v, floor) if logy else v
+
     for i, r in enumerate(runs):
         g = s[s["run"] == r]
-        ax.plot(g["flops"], 100 * g["value"], "o-", ms=3, lw=1, color=cmap(i),
-                label=f"{r}" + (" (fitted)" if i == 0 else ""))
+        v = g["value"].to_numpy(float)
+        ax.plot(g["flops"], y(v), "-", lw=1, color=cmap(i))
+        ax.plot(g["flops"][v > 0] if logy else g["flops"], y(v[v > 0] if logy else v), "o", ms=3,
+                color=cmap(i), label=f"{r} (training run)")
+        if logy and (v <= 0).any():
+            ax.plot(g["flops"][v <= 0], np.full(int((v <= 0).sum()), floor), "v", ms=4,
+                    color=cmap(i))
     markers = {"default": "o", "baseline": "s"}
     for j, (m, g) in enumerate(table.groupby("method", sort=False)):
         color = f"C{j + 3}"
         if curves and m in curves:
             cx, cy = curves[m]
-            ax.plot(cx, 100 * np.asarray(cy, float), "-", color=color, lw=1.5, alpha=0.8)
-        x = np.asarray(targets["flops"], float) * (1.0 + 0.08 * (j - 0.5))
-        y = 100 * g["forecast"].to_numpy(float)
-        lo = 100 * g["lo90"].to_numpy(float)
-        hi = 100 * g["hi90"].to_numpy(float)
-        values += [y / 100, lo / 100, hi / 100]
-        err = np.vstack([np.where(np.isfinite(lo), y - lo, 0), np.where(np.isfinite(hi), hi - y, 0)])
+            ax.plot(cx, y(cy), "-", color=color, lw=1.5, alpha=0.8)
+        x = np.asarray(g["flops"] if "flops" in g else targets["flops"], float) * (1.0 + 0.08 * (j - 0.5))
+        yy = y(g["forecast"])
+        lo, hi = y(g["lo90"]), y(g["hi90"])
+        err = np.vstack([np.where(np.isfinite(lo), yy - lo, 0), np.where(np.isfinite(hi), hi - yy, 0)])
         role = str(g["role"].iloc[0]) if "role" in g else ""
-        ax.errorbar(x, y, yerr=np.maximum(err, 0), fmt=markers.get(role, "D"), ms=7, capsize=3,
+        ax.errorbar(x, yy, yerr=np.maximum(err, 0), fmt=markers.get(role, "D"), ms=7, capsize=3,
                     color=color, label=f"{m} ({role}): forecast, 90% interval" if role else m)
-    act = np.asarray(targets["actual"], float)
     ok = np.isfinite(act)
-    ax.scatter(np.asarray(targets["flops"], float)[ok], 100 * act[ok], marker="*", s=220,
+    ax.scatter(np.asarray(targets["flops"], float)[ok], y(act[ok]), marker="*", s=220,
                color="k", zorder=6, label="held-out actual")
     ax.set_xscale("log")
-    if data.generative and _spans_decades(np.concatenate(values)):
+    if logy:
         ax.set_yscale("log")
+        ax.set_ylim(bottom=floor * 0.8)
     ax.set_xlabel("training compute (FLOPs, 6ND)")
-    ax.set_ylabel("pass rate (%)" if data.generative else "accuracy (%)")
+    ax.set_ylabel("pass rate (%)" + (", zeros on the floor" if logy else "")
+                  if data.generative else "accuracy (%)")
     if title:
         ax.set_title(title, fontsize=10)
     ax.legend(fontsize=LEGEND - 1, loc="upper left")
