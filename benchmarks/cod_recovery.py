@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from simulate import simulate_ladder
 from sklearn.metrics import adjusted_rand_score, homogeneity_score
 
 from downstream.predictors.cod import CODPredictor
-from simulate import simulate_ladder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def run_one(setting: str, method: str, seed: int, n_items: int) -> dict:
     assigned = lab >= 0
     err = cod.predict([target["flops"]])[0] - lad.expected_accuracy(target["flops"])
     return {"setting": setting, "method": method, "seed": seed, "items": n_items,
-            "planted": len(kw["clusters"]), "found": int(len(set(lab[assigned]))),
+            "planted": len(kw["clusters"]), "found": len(set(lab[assigned])),
             "ari": adjusted_rand_score(truth, lab),
             "homogeneity": homogeneity_score(truth[assigned], lab[assigned]),
             "outlier_rate": float((lab == -1).mean()),

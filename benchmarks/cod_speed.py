@@ -18,6 +18,7 @@ downstream seconds at the same size). Both run in one process, one after the oth
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 import warnings
 from pathlib import Path
@@ -25,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.optimize import curve_fit
-
-from downstream.predictors.cod import CODPredictor
-from downstream.fit.laws import get_law
 from simulate import simulate_ladder
+
+from downstream.fit.laws import get_law
+from downstream.predictors.cod import CODPredictor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,10 +60,8 @@ def loop_bootstrap(cod: CODPredictor, n_boot: int, seed: int) -> float:
             if len(np.unique(pick)) < 4:
                 continue
             for (_, r), p0 in zip(kept.iterrows(), starts):
-                try:
+                with contextlib.suppress(RuntimeError):
                     curve_fit(cod_f, x[pick], r["curve"][pick], p0=p0, bounds=(lo, hi), maxfev=20000)
-                except RuntimeError:
-                    pass
     return time.perf_counter() - t
 
 

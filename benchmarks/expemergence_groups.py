@@ -55,7 +55,8 @@ def main() -> None:
         sizes = np.array([int(c.split("_")[1]) - int(c.split("_")[0]) for c in gcols], float)
         overall = d[gcols].to_numpy() @ sizes / sizes.sum()
         C = d["FLOPs (1E21)"].to_numpy() * 1e21 / 1e18  # COD unit: 1e18 FLOPs
-        small = (d["FLOPs (1E21)"] <= hi).to_numpy() & ~d["Model"].str.contains("|".join(OVERTRAINED)).to_numpy()
+        overtrained = d["Model"].str.contains("|".join(OVERTRAINED)).to_numpy()
+        small = (d["FLOPs (1E21)"] <= hi).to_numpy() & ~overtrained
         large = (d["FLOPs (1E21)"] > hi).to_numpy()
         g = {"g": CHANCE[task]}
         xt = C[large]

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from downstream.predictors.chains import TwoStepChain
 from downstream.data.public import load_olmo_ladder
+from downstream.predictors.chains import TwoStepChain
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN = [f"{s}-{m}xC" for s in ("190M", "370M", "760M", "1B") for m in (1, 2, 5, 10)]

@@ -41,7 +41,8 @@ DEFAULT_CLUSTERS = (
 class SimulatedLadder:
     """Result of :func:`simulate_ladder` (SIMULATED data)."""
 
-    records: pd.DataFrame  # long: run, step, params, tokens, flops, doc_id, cluster, p_true, score, n_samples, n_pass
+    #: long: run, step, params, tokens, flops, doc_id, cluster, p_true, score, n_samples, n_pass
+    records: pd.DataFrame
     models: pd.DataFrame  # run, params, tokens, flops
     clusters: pd.DataFrame  # cluster, a, b, c, g, share
 

@@ -7,13 +7,12 @@ import pandas as pd
 import pytest
 
 from downstream.backtest import backtest_task, split_holdout
-from downstream.forecast import forecast_task
-from downstream.methods.data import final_targets, task_data
 from downstream.cli import main
-from downstream.data.public import load_gadre, load_olmo_ladder, load_pythia
+from downstream.data.public import OLMO_TASKS, load_gadre, load_olmo_ladder, load_pythia
 from downstream.data.tables import read_ladder
-from downstream.data.public import OLMO_TASKS
+from downstream.forecast import forecast_task
 from downstream.methods import METHODS, Method, TaskData, default_method, make_method
+from downstream.methods.data import final_targets, task_data
 from downstream.methods.defaults import CHAIN_CANDIDATES, default_methods
 
 
@@ -172,7 +171,8 @@ def test_rolling_origin_select_picks_the_method_with_the_smallest_inner_error():
     data = TaskData(task="sim", score=pd.DataFrame(rows), chance=0.25)
     sel = RollingOriginSelect(n_bootstrap=10).fit(data)
     # the methods that can run on a table without a loss
-    assert set(sel.scores_) == {"no_fit", "direct_sigmoid", "direct_sigmoid_ceil1", "direct_mean"}
+    assert set(sel.scores_) == {"no_fit", "direct_sigmoid", "direct_sigmoid_ceil1", "direct_mean",
+                                "log_linear"}
     assert sel.chosen_ == min(sel.scores_, key=sel.scores_.get) != "no_fit"
     out = sel.predict(pd.DataFrame({"params": [1.0], "tokens": [1.0], "flops": [1e22]}))
     assert out["note"][0].startswith(f"selected {sel.chosen_}")

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from downstream.predictors.chains import ClusterTwoStep, TwoStepChain
 from downstream.data.public import load_olmo_ladder
 from downstream.data.store import Store
+from downstream.predictors.chains import ClusterTwoStep, TwoStepChain
 
 LADDER = Path(__file__).resolve().parents[1] / "results" / "ladder" / "store"
 TRAIN = [f"{s}-{m}xC" for s in ("190M", "370M", "760M", "1B") for m in (1, 2, 5, 10)]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from simulate import DEFAULT_CLUSTERS, simulate_ladder, to_store_records
 from sklearn.metrics import adjusted_rand_score, homogeneity_score
 
-from downstream.predictors.cod import CODPredictor, SubsetMapping, difficulty_features
-from simulate import DEFAULT_CLUSTERS, simulate_ladder, to_store_records
 from downstream.data.store import Store
+from downstream.predictors.cod import CODPredictor, SubsetMapping, difficulty_features
 
 #: three large clusters (40/35/25% of the items), generative pass rates from 2000 samples
 THREE = ((3.0, 0.35, 0.02, 0.4), (15.0, 0.40, 0.05, 0.35), (80.0, 0.45, 0.10, 0.25))

@@ -16,9 +16,18 @@ from downstream.data.store import Store
 from downstream.errors import DownstreamError, NotFittedError, OptionError
 from downstream.fit.engine import fit_law
 from downstream.fit.regressor import ScalingLawRegressor
-from downstream.methods import (METHODS, BaseMethod, TaskData, default_method, make_method,
-                                methods_for, register, result_frame, store_targets,
-                                store_task_data)
+from downstream.methods import (
+    METHODS,
+    BaseMethod,
+    TaskData,
+    default_method,
+    make_method,
+    methods_for,
+    register,
+    result_frame,
+    store_targets,
+    store_task_data,
+)
 from downstream.predictors.chains import TwoStepChain
 from downstream.predictors.cod import CODPredictor
 from downstream.predictors.itemchain import PerItemChain
@@ -137,5 +146,6 @@ def test_cod_without_a_kept_cluster_says_so_and_the_store_default_falls_back(tmp
     tg = store_targets(recs, ["roberta-large"])
     out = backtest_task(data, tg, methods=["cod", "per_item_chain", "direct_mean"], n_bootstrap=0)
     notes = out.set_index("method")["note"]
-    assert "no cluster passed the filter" in notes["cod"] or out.set_index("method").loc["cod", "predicted"] > 0
+    kept_none = "no cluster passed the filter" in notes["cod"]
+    assert kept_none or out.set_index("method").loc["cod", "predicted"] > 0
     assert notes["per_item_chain"].startswith("cannot run: needs per-choice log-likelihoods")

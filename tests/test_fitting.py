@@ -7,10 +7,10 @@ import pytest
 from scipy.optimize import check_grad
 from sklearn.base import clone
 
-from downstream.fit.regressor import ScalingLawRegressor
 from downstream.errors import FitError
 from downstream.fit.engine import fit_law, objective_and_grad
 from downstream.fit.laws import LAWS, get_law
+from downstream.fit.regressor import ScalingLawRegressor
 
 N_GRID = np.repeat(np.logspace(-1, 0.5, 4), 4)
 CASES = {
@@ -58,8 +58,12 @@ def test_analytic_gradient_matches_finite_differences(name):
     base = law.pack(p)
     th = np.array([np.log(v) if k in law.log_params else v for k, v in p.items()]) * 1.03
     for residual in ("linear", "log"):
-        f = lambda t: objective_and_grad(t, law, x, y, np.ones(len(y)), residual, 1.0, base, free)[0]
-        g = lambda t: objective_and_grad(t, law, x, y, np.ones(len(y)), residual, 1.0, base, free)[1]
+        def f(t, residual=residual):
+            return objective_and_grad(t, law, x, y, np.ones(len(y)), residual, 1.0, base, free)[0]
+
+        def g(t, residual=residual):
+            return objective_and_grad(t, law, x, y, np.ones(len(y)), residual, 1.0, base, free)[1]
+
         err = check_grad(f, g, th, epsilon=1e-7)
         assert err < 1e-4 * (1 + np.linalg.norm(g(th))), (residual, err)
 
@@ -87,7 +91,7 @@ def test_forecast_does_not_depend_on_the_compute_unit(unit):
 
 
 def test_fewer_points_than_parameters_is_refused():
-    with pytest.raises(FitError, match="2 usable point.*4 free parameters"):
+    with pytest.raises(FitError, match=r"2 usable point.*4 free parameters"):
         fit_law("cod", [1.0, 10.0], [0.3, 0.5])
 
 
@@ -167,10 +171,9 @@ def test_bootstrap_on_dask_cluster_equals_local_run():
     local = ScalingLawRegressor(law="power", n_bootstrap=40, random_state=7).fit(C, y)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, \
-            distributed.Client(cluster):
-        with joblib.parallel_backend("dask"):
-            remote = ScalingLawRegressor(law="power", n_bootstrap=40, random_state=7,
-                                         n_jobs=2).fit(C, y)
+            distributed.Client(cluster), joblib.parallel_backend("dask"):
+        remote = ScalingLawRegressor(law="power", n_bootstrap=40, random_state=7,
+                                     n_jobs=2).fit(C, y)
     np.testing.assert_allclose(remote.bootstrap_params_, local.bootstrap_params_, rtol=1e-10)
 
 

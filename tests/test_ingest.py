@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from downstream.data.ingest import find_sample_files, ingest, parse_file
-from downstream.errors import IngestError
 from downstream.data.records import ModelInfo, TaskInfo, samples_to_records
 from downstream.data.store import Store
+from downstream.errors import IngestError
 
 
 def test_pythia14m_acc_recomputed_from_loglikelihoods_equals_lm_eval(shared_data, tmp_path):
@@ -82,7 +82,7 @@ def test_api_and_cli_formats_give_identical_records(shared_data):
 
 
 def _write_lines(path, lines, gz=False):
-    data = "".join(l + "\n" for l in lines).encode()
+    data = "".join(line + "\n" for line in lines).encode()
     if gz:
         with gzip.open(path, "wb") as fh:
             fh.write(data)
@@ -102,7 +102,8 @@ def test_malformed_line_names_file_and_line_and_writes_nothing(shared_data, tmp_
 
 
 def test_bad_field_value_is_reported_with_line(shared_data, tmp_path):
-    lines = (shared_data / "lm-eval-samples" / "toy" / "cli_samples_toy_mc.head3.jsonl").read_text().splitlines()
+    src = shared_data / "lm-eval-samples" / "toy" / "cli_samples_toy_mc.head3.jsonl"
+    lines = src.read_text().splitlines()
     obj = json.loads(lines[2])
     obj["resps"][1][0][0] = "not-a-number"
     f = tmp_path / "samples_toy_mc_2026-01-01T00-00-00.000001.jsonl"

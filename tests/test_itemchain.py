@@ -53,6 +53,6 @@ def test_choice_tensor_from_real_store_records(tiny_ladder, tmp_path):
                                      for i, p in enumerate(tiny_ladder["ckpts"])}})
     collect(lad.checkpoints, [str(tiny_ladder["mc"])], tmp_path / "st", progress=False)
     df = Store(tmp_path / "st").load()
-    T, gold, comp, docs = choice_tensor(df)
+    T, gold, comp, _docs = choice_tensor(df)
     assert T.shape == (60, 4, 2) and np.isfinite(T).all()
     assert (np.diff(comp) > 0).all() and (gold == df.drop_duplicates("doc_id")["gold"].to_numpy()).all()

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import families
 import pandas as pd
 import pytest
 
-import families
 from downstream.data.ladder import Ladder
 from downstream.data.store import Store
 

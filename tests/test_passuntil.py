@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from downstream.data.sampling import PassUntilSampler, adaptive_sample
-from downstream.predictors.passuntil import (emergence_check, fit_instance_laws, item_estimates,
-                                             task_pass_rate)
+from downstream.predictors.passuntil import emergence_check, fit_instance_laws, item_estimates, task_pass_rate
 
 
 def _inverse_binomial(p, r, rng, n):

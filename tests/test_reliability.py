@@ -8,7 +8,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,9 +22,17 @@ from downstream.data.records import ModelInfo, TaskInfo, sample_to_record, sampl
 from downstream.data.schema import SCHEMA
 from downstream.data.store import Store
 from downstream.data.tables import validate_ladder
-from downstream.errors import (DownstreamError, HoldoutError, IngestError, LadderError,
-                               OptionError, RecordError, StoreConflictError, StoreError,
-                               StoreExistsError)
+from downstream.errors import (
+    DownstreamError,
+    HoldoutError,
+    IngestError,
+    LadderError,
+    OptionError,
+    RecordError,
+    StoreConflictError,
+    StoreError,
+    StoreExistsError,
+)
 from downstream.fit.engine import fit_law
 from downstream.fit.regressor import ScalingLawRegressor
 from downstream.forecast import forecast_task
@@ -203,7 +210,7 @@ def test_load_checks_the_invariants_and_names_the_files(tmp_path):
 def test_unsafe_run_and_task_names_are_refused(tmp_path, name):
     st = Store(tmp_path / "st")
     for col in ("run", "task"):
-        with pytest.raises(StoreError, match="not allowed|control character"):
+        with pytest.raises(StoreError, match=r"not allowed|control character"):
             st.write(_records(**{col: name}))
     assert not list(tmp_path.rglob("*.parquet"))
 
@@ -303,7 +310,7 @@ def _data(n_runs=5, flat=False):
 @pytest.mark.parametrize("flops", [0.0, -1.0, float("nan"), 1e40])
 def test_targets_without_a_sane_compute_are_refused(flops):
     tg = pd.DataFrame({"target": ["x"], "params": [np.nan], "tokens": [np.nan], "flops": [flops]})
-    with pytest.raises(DownstreamError, match="flops must be a positive|decades beyond"):
+    with pytest.raises(DownstreamError, match=r"flops must be a positive|decades beyond"):
         forecast_task(_data(), tg, method="direct_sigmoid", n_bootstrap=5)
 
 
@@ -425,7 +432,7 @@ def test_cli_refuses_bad_input_with_one_line_and_exit_code_2(argv, what, tmp_pat
     monkeypatch.chdir(tmp_path)
     _table().assign(value=lambda d: d["value"].astype(float)).to_csv("t.csv", index=False)
     _table(value=43.0).to_csv("bad.csv", index=False)
-    rc = main(argv + ["-q"])
+    rc = main([*argv, "-q"])
     err = capsys.readouterr().err.strip()
     assert rc == 2, err
     assert what in err and len(err.splitlines()) == 1 and "Traceback" not in err

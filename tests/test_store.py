@@ -86,7 +86,8 @@ def test_derived_quantities_match_hand_computation():
     df = pd.DataFrame({"ll": [[-1.0, -2.0, -0.5]], "gold": [0], "n_bytes": [[4, 2, 2]],
                        "n_chars": [[4, 2, 2]], "n_tokens": [[2, 1, 1]]})
     d = derive(df).iloc[0]
-    p = np.exp([-1.0, -2.0, -0.5]); p /= p.sum()
+    p = np.exp([-1.0, -2.0, -0.5])
+    p /= p.sum()
     assert d["nll"] == 1.0 and d["nll_per_token"] == 0.5 and d["nll_per_char"] == 0.25
     assert d["bpb"] == pytest.approx(1.0 / (4 * np.log(2)))
     assert d["p_gold"] == pytest.approx(p[0])

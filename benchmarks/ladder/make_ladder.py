@@ -83,7 +83,6 @@ def train_size(args: tuple) -> dict:
     (L, d, h), P, work, seed, device, threads = args
     import numpy as np
     import torch
-
     import toy
 
     torch.set_num_threads(threads)
@@ -231,9 +230,8 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import numpy as np
     import pandas as pd
-    import yaml
-
     import toy
+    import yaml
 
     P = PRESETS[a.preset]
     work = Path(a.work).resolve()

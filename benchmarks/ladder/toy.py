@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["arithmetic_items", "training_text", "build_char_tokenizer", "make_gpt2",
            "train_gpt2", "write_task", "write_docs_task", "PRINTABLE"]

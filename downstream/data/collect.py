@@ -35,6 +35,8 @@ from .store import Store
 __all__ = ["collect", "task_names", "CollectError"]
 
 log = logging.getLogger(__name__)
+#: the lm-eval release the record format was checked against (``pyproject`` allows any 0.4.x)
+TESTED_LM_EVAL = "0.4.13"
 
 
 def task_names(tasks: Sequence[str]) -> list[str]:
@@ -192,6 +194,10 @@ def collect(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], store: Stor
                disable=not progress)
     bar.update(len(summary))
     lm_version = _lm_eval_version()
+    if lm_version and lm_version != TESTED_LM_EVAL:
+        log.warning("lm-eval %s: downstream is tested with %s; sample logs of other 0.4.x releases "
+                    "are parsed the same way, but check the first stored records", lm_version,
+                    TESTED_LM_EVAL)
     for ck, pending in todo:
         if not pending:
             continue
