@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from downstream.backtest import backtest_tasks
+from downstream.backtest import backtest_tasks, with_kind
 from downstream.data.per_item import (
     GPT2_OPT_TASKS,
     MINIBERTA_TASKS,
@@ -199,15 +199,109 @@ def summary(res: pd.DataFrame) -> pd.DataFrame:
     return ok.groupby(["protocol", "method"], sort=False).agg(**agg).reset_index()
 
 
+CAPTIONS = {
+    "pythia_gsm8k": "Pythia GSM8K pass@1 by size: fit 14M-1B (every checkpoint), forecast the final "
+                    "2.8B / 6.9B / 12B",
+    "pythia_gsm8k_time": "Pythia GSM8K pass@1 by time: fit each size's checkpoints <= 20B tokens, "
+                         "forecast its final (300B tokens)",
+    "pythia_gsm8k_chain": "Pythia GSM8K: per-problem NLL chain vs aggregate log-linear law "
+                          "(fit <= 1B)",
+    "gpt2_opt": "GPT-2 / OPT: fit the smaller sizes, forecast the largest (per task)",
+}
+
+
+def _kind(res: pd.DataFrame) -> pd.DataFrame:
+    """The store-backtest ``kind`` column (item / aggregate), also for this script's own rows."""
+    res = with_kind(res)
+    own = res["kind"] == ""
+    res.loc[own, "kind"] = np.where(res.loc[own, "method"].str.contains("per item"), "item",
+                                    "aggregate")
+    return res
+
+
+def plot_protocol(name: str, res: pd.DataFrame, path: Path) -> None:
+    """One figure per protocol: forecasts with 90% intervals vs the held-out actual values
+    (log axis for pass rates), pass@k curves, or forecast-vs-actual scatter for many tasks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from downstream.plots import plot_backtest_task
+
+    res = res.dropna(subset=["predicted"])
+    if name == "pythia_gsm8k_passk":
+        targets = list(dict.fromkeys(res["target"].str.split("@").str[0]))
+        fig, axes = plt.subplots(1, len(targets), figsize=(5.2 * len(targets), 4.4), sharey=True)
+        for ax, t in zip(np.atleast_1d(axes), targets):
+            r = res[res["target"].str.startswith(t + "@")]
+            a = r.drop_duplicates("k")
+            ax.plot(a["k"], 100 * a["actual"], "k*-", ms=10, label="held-out actual")
+            for m, g in r.groupby("method", sort=False):
+                ax.plot(g["k"], 100 * g["predicted"], "o--", label=m)
+            ax.set(xscale="log", yscale="log", xlabel="k (samples per problem)",
+                   title=f"{t}: mean pass@k")
+            ax.grid(alpha=0.3, which="both")
+        np.atleast_1d(axes)[0].set_ylabel("pass@k (%, log scale)")
+        np.atleast_1d(axes)[0].legend(fontsize=8)
+        fig.suptitle("Pythia GSM8K pass@k of the held-out sizes, forecast from fits on <= 1B")
+        fig.tight_layout()
+    elif name == "roberta_nlu":
+        methods = list(dict.fromkeys(res["method"]))
+        fig, axes = plt.subplots(1, len(methods), figsize=(3.6 * len(methods), 3.9), sharey=True)
+        for ax, m in zip(np.atleast_1d(axes), methods):
+            r = res[res["method"] == m]
+            for t, g in r.groupby("target"):
+                ax.scatter(100 * g["actual"], 100 * g["predicted"], s=14, label=str(t).split("/")[0])
+            ax.plot([0, 100], [0, 100], "k-", lw=0.8)
+            star = "*" if r["is_default"].any() else ""
+            ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="actual accuracy (%)",
+                   title=f"{m}{star}: MAE {100 * r['abs_error'].mean():.1f}")
+            ax.grid(alpha=0.3)
+        np.atleast_1d(axes)[0].set_ylabel("forecast (%)")
+        np.atleast_1d(axes)[0].legend(fontsize=7, loc="upper left")
+        fig.suptitle("RoBERTa pretraining-data ladder: 29 NLU test sets, fit on 1M-100M words, "
+                     "forecast roberta-base / large (* = default)")
+        fig.tight_layout()
+    else:
+        tasks = list(dict.fromkeys(res["task"]))
+        cols = min(2, len(tasks))
+        rows = int(np.ceil(len(tasks) / cols))
+        n_targets = res["target"].nunique()
+        width = 7.5 * cols if len(tasks) > 1 else max(8.0, 1.2 * n_targets + 4)
+        fig, axes = plt.subplots(rows, cols, figsize=(width, 4.4 * rows + 0.6), squeeze=False)
+        for ax, t in zip(axes.flat, tasks):
+            plot_backtest_task(res[res["task"] == t], ax=ax, title=t,
+                               logy=name.startswith("pythia_gsm8k"))
+        for ax in list(axes.flat)[len(tasks):]:
+            ax.axis("off")
+        caption = f"{CAPTIONS.get(name, name)}\n90% intervals; stars = the held-out actual"
+        if len(tasks) == 1:
+            axes.flat[0].set_title(f"{tasks[0]} — {caption}", fontsize=10)
+            fig.tight_layout()
+        else:
+            fig.suptitle(caption, fontsize=11)
+            fig.tight_layout(rect=(0, 0, 1, 1 - 0.9 / (4.4 * rows + 0.6)))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bootstrap", type=int, default=100)
     ap.add_argument("--only", nargs="*", choices=sorted(PROTOCOLS))
+    ap.add_argument("--plots-only", action="store_true",
+                    help="redraw the PNGs from the CSVs present (no refitting)")
     a = ap.parse_args()
+    if a.plots_only:
+        for name in a.only or PROTOCOLS:
+            plot_protocol(name, pd.read_csv(OUT / f"{name}.csv"), OUT / f"{name}.png")
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     for name in a.only or PROTOCOLS:
-        res = PROTOCOLS[name](a.bootstrap).round(6)
+        res = _kind(PROTOCOLS[name](a.bootstrap).round(6))
         res.to_csv(OUT / f"{name}.csv", index=False)
+        plot_protocol(name, res, OUT / f"{name}.png")
         print(f"== {name}")
         print(summary(res).round(4).to_string(index=False), flush=True)
     lines = ["# Per-item forecasting on real ladders (regenerate: "

@@ -142,8 +142,18 @@ def backtest_store(store: Any, *, holdout: str, tasks: Sequence[str] | None = No
     for task in _progress(tasks, "load", progress):
         recs = st.load(tasks=[task], with_derived=True)
         items.append((store_task_data(recs, runs=train), store_targets(recs, held)))
-    return backtest_tasks(items, protocol=protocol, methods=methods, n_bootstrap=n_bootstrap,
-                          calibrate=calibrate)
+    res = backtest_tasks(items, protocol=protocol, methods=methods, n_bootstrap=n_bootstrap,
+                         calibrate=calibrate)
+    return with_kind(res)
+
+
+def with_kind(results: pd.DataFrame) -> pd.DataFrame:
+    """``results`` plus a ``kind`` column: ``item`` for methods that read per-item records,
+    ``aggregate`` for fits of the mean score (the columns of a store backtest)."""
+    from .methods.base import METHODS
+
+    kinds = {name: cls.kind for name, cls in METHODS.items()}
+    return results.assign(kind=results["method"].map(kinds).fillna(""))
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:

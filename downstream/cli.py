@@ -546,13 +546,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 
 def _apply_config(ap: argparse.ArgumentParser, subs: dict, argv: list[str]) -> argparse.Namespace:
-    """Parse ``argv``; a ``--config FILE`` supplies defaults for the command's options."""
-    a = ap.parse_args(argv)
-    if not getattr(a, "config", None):
-        return a
+    """Parse ``argv``; a ``--config FILE`` supplies defaults for the command's options (read
+    before parsing, so that a config may give an option the command requires)."""
+    command = next((x for x in argv if x in subs), None)
+    config = None
+    for i, x in enumerate(argv):
+        if x == "--config" and i + 1 < len(argv):
+            config = argv[i + 1]
+        elif x.startswith("--config="):
+            config = x.split("=", 1)[1]
+    if command is None or config is None:
+        return ap.parse_args(argv)
     import yaml
 
-    p = Path(a.config)
+    p = Path(config)
     if not p.is_file():
         raise CliError(f"--config {p}: no such file")
     try:
@@ -562,13 +569,13 @@ def _apply_config(ap: argparse.ArgumentParser, subs: dict, argv: list[str]) -> a
         raise CliError(f"{p}{f': line {mark.line + 1}' if mark else ''}: invalid YAML") from None
     if not isinstance(cfg, dict):
         raise CliError(f"{p}: expected a mapping of option names to values")
-    sp = subs[a.command]
+    sp = subs[command]
     dests = {act.dest: act for act in sp._actions if act.dest not in ("help", "config")}
     defaults = {}
     for k, v in cfg.items():
         d = str(k).replace("-", "_")
         if d not in dests:
-            raise CliError(f"{p}: unknown option {k!r} for '{a.command}' (known: "
+            raise CliError(f"{p}: unknown option {k!r} for '{command}' (known: "
                            f"{', '.join(sorted(x.replace('_', '-') for x in dests))})")
         act = dests[d]
         if act.type is not None and v is not None and not isinstance(v, (list, bool)):
@@ -585,6 +592,9 @@ def _apply_config(ap: argparse.ArgumentParser, subs: dict, argv: list[str]) -> a
     for d in defaults:
         if dests[d].required:
             dests[d].required = False
+    for group in sp._mutually_exclusive_groups:  # e.g. forecast's --table | --store
+        if group.required and any(act.dest in defaults for act in group._group_actions):
+            group.required = False
     return ap.parse_args(argv)
 
 
@@ -605,6 +615,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return int(a.func(a) or 0)
+    except BrokenPipeError:  # `downstream ls ... | head`: the reader left; not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (DownstreamError, CliError, OSError) as exc:
         if verbose:
             traceback.print_exc()

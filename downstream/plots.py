@@ -97,11 +97,12 @@ def _short_label(target: object) -> str:
     return tail if sep and tail.startswith(head) else t
 
 
-def plot_backtest_task(rows, *, ax=None, title=None):
+def plot_backtest_task(rows, *, ax=None, title=None, logy: bool = False):
     """Held-out actual (black stars) vs each method's forecast with its 90% interval, one group
     per held-out target, targets ordered by compute (``rows``: backtest rows of one task, scores
     as fractions; drawn in percent)."""
     ax = _axes(ax, size=(7.2, 4.6))
+    rows = rows.reindex(columns=[*rows.columns, *(c for c in ("lo90", "hi90") if c not in rows)])
     order = (rows.drop_duplicates("target").sort_values("flops")["target"].tolist()
              if "flops" in rows else list(dict.fromkeys(rows["target"])))
     methods = list(dict.fromkeys(rows["method"]))
@@ -125,8 +126,12 @@ def plot_backtest_task(rows, *, ax=None, title=None):
     ax.set_xticklabels(labels, rotation=45 if many else 20, ha="right", fontsize=6 if many else 8)
     ax.set_xlabel("held-out target (ordered by training compute)")
     ax.set_ylabel("score (%)")
-    lo, hi = ax.get_ylim()
-    ax.set_ylim(max(lo, -2), min(hi, 102))
+    if logy:  # pass rates spanning decades; zeros cannot be drawn on a log axis
+        ax.set_yscale("log")
+        ax.set_ylabel("score (%, log scale)")
+    else:
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(max(lo, -2), min(hi, 102))
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")

@@ -45,10 +45,11 @@ from typing import Any
 
 import orjson
 import pandas as pd
+import pyarrow as pa
 
 from ..errors import IngestError, RecordError, StoreError
-from .records import ModelInfo, TaskInfo, samples_to_records, task_info_from_config
-from .store import Store, encode_name
+from .records import ModelInfo, TaskInfo, iter_records, task_info_from_config
+from .store import Store, _to_table, encode_name
 
 __all__ = ["SampleFile", "find_sample_files", "read_samples", "parse_file", "ingest",
            "model_info_from_results", "step_from_label", "INGEST_COLUMNS"]
@@ -302,17 +303,11 @@ def _task_info(results: dict | None, sf: SampleFile) -> TaskInfo:
         raise IngestError(f"{where}: configs.{sf.task}: {exc}") from None
 
 
-def parse_file(sf: SampleFile, *, run: str | None = None, step: int | None = None,
-               params: float | None = None, tokens: float | None = None,
-               flops: float | None = None, params_nonembed: float | None = None,
-               tokens_per_step: float | None = None) -> list[dict]:
-    """Parse one samples file completely into store records (nothing is written)."""
+def _file_records(sf: SampleFile, **sizes: Any) -> Iterator[dict]:
+    """One samples file's store records, streamed; errors name the file's own line numbers."""
     results = _load_results(sf.results)
     tinfo = _task_info(results, sf)
-    minfo = model_info_from_results(results, sf.task, run=run, step=step, params=params,
-                                    tokens=tokens, flops=flops, params_nonembed=params_nonembed,
-                                    tokens_per_step=tokens_per_step,
-                                    where=str(sf.results or sf.path))
+    minfo = model_info_from_results(results, sf.task, where=str(sf.results or sf.path), **sizes)
     try:
         encode_name(minfo.run, "run name")
         encode_name(minfo.checkpoint, "checkpoint label")
@@ -327,7 +322,7 @@ def parse_file(sf: SampleFile, *, run: str | None = None, step: int | None = Non
             yield obj
 
     try:
-        return samples_to_records(stream(), tinfo, minfo, where=str(sf.path))
+        yield from iter_records(stream(), tinfo, minfo, where=str(sf.path))
     except RecordError as exc:
         # translate "sample i" into the file's line number
         msg = str(exc)
@@ -338,15 +333,38 @@ def parse_file(sf: SampleFile, *, run: str | None = None, step: int | None = Non
         raise IngestError(msg) from None
 
 
-def _same_as_stored(st: Store, recs: list[dict]) -> bool | None:
-    """None when not stored; True when the stored file holds the same records."""
-    from .store import _meta, _to_table
+def parse_file(sf: SampleFile, *, run: str | None = None, step: int | None = None,
+               params: float | None = None, tokens: float | None = None,
+               flops: float | None = None, params_nonembed: float | None = None,
+               tokens_per_step: float | None = None) -> list[dict]:
+    """Parse one samples file completely into store records (nothing is written)."""
+    return list(_file_records(sf, run=run, step=step, params=params, tokens=tokens, flops=flops,
+                              params_nonembed=params_nonembed, tokens_per_step=tokens_per_step))
 
-    r0 = recs[0]
-    path = st.path_for(r0["run"], r0["checkpoint"], r0["task"])
+
+def _parse_file_table(sf: SampleFile, batch: int = 2048, **sizes: Any) -> pa.Table:
+    """:func:`parse_file` as an Arrow table built in batches, so a large log never exists as
+    one list of Python dicts."""
+    batches, buf = [], []
+    for rec in _file_records(sf, **sizes):
+        buf.append(rec)
+        if len(buf) >= batch:
+            batches.append(_to_table(buf))
+            buf = []
+    if buf or not batches:
+        batches.append(_to_table(buf))
+    return pa.concat_tables(batches)
+
+
+def _same_as_stored(st: Store, table: pa.Table) -> bool | None:
+    """None when not stored; True when the stored file holds the same records."""
+    from .store import _meta
+
+    run, ckpt, task = (table.column(c)[0].as_py() for c in ("run", "checkpoint", "task"))
+    path = st.path_for(run, ckpt, task)
     if not path.is_file():
         return None
-    new = _meta(_to_table(recs), r0["run"], r0["checkpoint"], r0["task"])
+    new = _meta(table, run, ckpt, task)
     old = st._file_meta(path)
     keys = ("docs_digest", "content_digest", "rows", "num_fewshot", "task_config_hash", "step")
     return all(str(new.get(k)) == str(old.get(k)) for k in keys)
@@ -385,20 +403,22 @@ def ingest(paths: Sequence[str | os.PathLike], store: Store | str | os.PathLike,
                           "checkpoint folders; each needs its own step (leave --step out to read "
                           "it from lm-eval's metadata or the checkpoint name)")
     rows: list[dict] = []
-    pending: list[dict] = []
+    pending: list[pa.Table] = []
     keys: dict[tuple, Path] = {}
     for sf in tqdm(files, desc="ingest", unit="file", disable=not progress):
         base = {"file": str(sf.path), "task": sf.task, "store_path": ""}
         if sf.superseded:
             rows.append({**base, "status": "superseded", "rows": 0})
             continue
-        recs = parse_file(sf, run=run, step=step, params=params, tokens=tokens, flops=flops,
-                          params_nonembed=params_nonembed, tokens_per_step=tokens_per_step)
-        if not recs:
+        table = _parse_file_table(sf, run=run, step=step, params=params, tokens=tokens,
+                                  flops=flops, params_nonembed=params_nonembed,
+                                  tokens_per_step=tokens_per_step)
+        if table.num_rows == 0:
             log.warning("%s: no samples", sf.path)
             rows.append({**base, "status": "empty", "rows": 0})
             continue
-        r0 = recs[0]
+        r0 = {c: table.column(c)[0].as_py() for c in ("run", "checkpoint", "task", "step", "flops")}
+        r0["flops"] = math.nan if r0["flops"] is None else float(r0["flops"])
         key = (r0["run"], r0["checkpoint"], r0["task"])
         if key in keys:
             raise IngestError(f"{sf.path} and {keys[key]} both hold run {key[0]!r} checkpoint "
@@ -406,14 +426,14 @@ def ingest(paths: Sequence[str | os.PathLike], store: Store | str | os.PathLike,
                               "run")
         keys[key] = sf.path
         info = {**base, "run": r0["run"], "checkpoint": r0["checkpoint"], "step": r0["step"],
-                "rows": len(recs), "flops": r0["flops"],
+                "rows": table.num_rows, "flops": r0["flops"],
                 "store_path": str(st.path_for(*key))}
         if not math.isfinite(r0["flops"]):
             log.warning("%s: run %r checkpoint %r has no training FLOPs (tokens unknown): it can "
                         "be stored but not used for forecasts; pass --tokens/--flops or "
                         "--tokens-per-step, or lm-eval --metadata tokens=...", sf.path, key[0],
                         key[1])
-        same = None if overwrite else _same_as_stored(st, recs)
+        same = None if overwrite else _same_as_stored(st, table)
         if same is True:
             rows.append({**info, "status": "skipped (already stored)"})
             continue
@@ -422,8 +442,8 @@ def ingest(paths: Sequence[str | os.PathLike], store: Store | str | os.PathLike,
                               f"already stored with different records ({info['store_path']}); "
                               "pass --overwrite to replace it")
         rows.append({**info, "status": "written"})
-        pending.extend(recs)
+        pending.append(table)
     if pending:
-        st.write(pending, overwrite=overwrite)
+        st.write(pa.concat_tables(pending), overwrite=overwrite)
     return pd.DataFrame(rows, columns=INGEST_COLUMNS)
 

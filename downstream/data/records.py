@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ __all__ = [
     "ModelInfo",
     "sample_to_record",
     "samples_to_records",
+    "iter_records",
     "task_info_from_config",
     "default_pass_check",
 ]
@@ -237,6 +238,9 @@ def _infer_output_type(resps: list, args: list[tuple]) -> str:
     raise RecordError("cannot tell the output type from 'resps'")
 
 
+_INT_RE = re.compile(r"-?[0-9]+")
+
+
 def _gold_index(target: Any, doc: Mapping[str, Any], continuations: list[str],
                 contexts: list[str], delim: str) -> int:
     """Gold choice index: an int-like target; else the choice equal to the target string; else,
@@ -248,7 +252,7 @@ def _gold_index(target: Any, doc: Mapping[str, Any], continuations: list[str],
         return int(target)
     if isinstance(target, str):
         s = target.strip()
-        if re.fullmatch(r"-?\d+", s):
+        if _INT_RE.fullmatch(s):
             return int(s)
         if len(set(continuations)) > 1:
             stripped = [c[len(delim):] if delim and c.startswith(delim) else c for c in continuations]
@@ -262,7 +266,7 @@ def _gold_index(target: Any, doc: Mapping[str, Any], continuations: list[str],
             return int(str(doc["answer"]).strip()) - 1
         for key in ("label", "gold", "answer"):
             v = doc.get(key)
-            if v is not None and re.fullmatch(r"-?\d+", str(v).strip()):
+            if v is not None and _INT_RE.fullmatch(str(v).strip()):
                 return int(str(v).strip())
     return -1
 
@@ -403,11 +407,16 @@ def samples_to_records(samples: Iterable[Mapping[str, Any]], task: TaskInfo, mod
     RecordError
         With ``where`` and the 1-based sample number in the message.
     """
+    return list(iter_records(samples, task, model, pass_check=pass_check, where=where))
+
+
+def iter_records(samples: Iterable[Mapping[str, Any]], task: TaskInfo, model: ModelInfo,
+                 *, pass_check=default_pass_check, where: str = "<samples>") -> Iterator[dict]:
+    """:func:`samples_to_records` one record at a time (for streaming large sample logs)."""
     if samples is None or isinstance(samples, (str, bytes, Mapping)):
         raise RecordError(f"{where}: samples must be a list of per-sample dicts, got "
                           f"{type(samples).__name__}")
     seen: dict[Any, int] = {}
-    out = []
     for i, s in enumerate(samples, start=1):
         try:
             label = None
@@ -421,7 +430,6 @@ def samples_to_records(samples: Iterable[Mapping[str, Any]], task: TaskInfo, mod
             if k > 0 and rec["output_type"] != "generate_until":
                 raise RecordError(f"duplicate doc_id {rec['doc_id']} (only generative tasks log "
                                   "one line per filter)")
-            out.append(rec)
         except RecordError as exc:
             raise RecordError(f"{where}: line {i}: {exc}") from None
-    return out
+        yield rec

@@ -120,8 +120,8 @@ def _content_digest(part: pa.Table) -> str:
         return ""
     order = np.lexsort((part.column("doc_id").to_numpy(zero_copy_only=False),
                         np.asarray(part.column("filter").to_pylist(), dtype=object).astype(str)))
-    flat = [tuple(np.round(v, 6)) if v is not None else () for v in
-            (ll.to_pylist()[i] for i in order)]
+    lists = ll.to_pylist()
+    flat = [tuple(np.round(v, 6)) if v is not None else () for v in (lists[i] for i in order)]
     return hashlib.sha256(json.dumps(flat).encode()).hexdigest()[:16]
 
 
@@ -475,6 +475,10 @@ def _names(x) -> builtins.list:
 
 
 def _to_table(records) -> pa.Table:
+    if isinstance(records, pa.Table):
+        if not records.schema.equals(SCHEMA):
+            raise StoreError("an Arrow table of records must have the store schema")
+        return records
     if isinstance(records, pd.DataFrame):
         missing = [f.name for f in SCHEMA if f.name not in records.columns]
         if missing:

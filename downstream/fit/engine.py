@@ -198,7 +198,12 @@ def fit_law(law: Law | str, x, y, *, weights=None, residual: str | None = None,
         raise FitError(f"{law.name}: unknown fixed parameter(s) {sorted(unknown)}")
     free = np.array([k not in fixed for k in law.param_names])
     n_free = int(free.sum())
+    if len(y) == 0 or x.shape[0] != len(y):
+        raise FitError(f"{law.name}: {len(y)} target value(s) for {x.shape[0]} x value(s); "
+                       "need the same number, at least one")
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != y.shape:
+        raise FitError(f"{law.name}: {w.size} weight(s) for {len(y)} point(s)")
     ok = np.isfinite(y) & np.all(np.isfinite(x.reshape(len(y), -1)), axis=1) & (w > 0)
     if residual == "log" and np.any(ok & (y <= 0)):
         raise FitError(f"{law.name}: log residuals need positive targets; got "

@@ -109,7 +109,8 @@ def methods_for(data: TaskData) -> list[str]:
     return sorted(names, key=lambda n: METHODS[n].rank)
 
 
-def result_frame(predicted, lo=np.nan, hi=np.nan, note: str = "", n: int | None = None) -> pd.DataFrame:
+def result_frame(predicted, lo=np.nan, hi=np.nan, note: str | np.ndarray = "",
+                 n: int | None = None) -> pd.DataFrame:
     """The frame ``predict`` returns: ``predicted, lo90, hi90, note`` (broadcast to ``n`` rows)."""
     p = np.asarray(predicted, float)
     n = int(p.size if n is None else n)
@@ -136,6 +137,10 @@ class BaseMethod:
     #: without a trend above chance it answers chance instead (per-item methods read their
     #: signal from the items and are not guarded)
     guarded: ClassVar[bool] = True
+    #: "aggregate" (fits the task's mean score) or "item" (reads the per-item records)
+    kind: ClassVar[str] = "aggregate"
+    #: target columns the method's law is written in (a target lacking one gets NaN and a note)
+    target_needs: tuple[str, ...] = ("flops",)
     _options: ClassVar[dict] = {"n_bootstrap": Interval(int, 0, None),
                                 "random_state": Interval(int, 0, None)}
 
@@ -175,7 +180,19 @@ class BaseMethod:
     def predict(self, targets: pd.DataFrame) -> pd.DataFrame:
         """Forecast ``targets`` (columns params, tokens, flops): predicted, lo90, hi90, note."""
         check_fitted(self, ["fitted_"])
-        return self._predict(targets)
+        out = self._predict(targets)
+        lacking = np.zeros(len(targets), bool)
+        for col in self.target_needs:
+            if col in targets:
+                lacking |= ~np.isfinite(targets[col].to_numpy(float))
+        if lacking.any():
+            why = (f"{self.name} forecasts from the target's {' and '.join(self.target_needs)}; "
+                   "this target does not give them")
+            out = out.copy()
+            out.loc[lacking, ["predicted", "lo90", "hi90"]] = np.nan
+            out["note"] = out["note"].astype(object)
+            out.loc[lacking, "note"] = [f"{n}; {why}" if n else why for n in out.loc[lacking, "note"]]
+        return out
 
     def _fit(self, data: TaskData) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -3,9 +3,10 @@
 The default is chosen from the data's kind and the training runs only, never from held-out
 errors:
 
-* per-item stores: likelihood-ranked multiple choice -> ``per_item_chain`` (COD excludes
-  logit-ranked MC); generative -> ``cod``, or ``passuntil_dataset`` when COD keeps no
-  predictable cluster on the training runs (the normal case for small models near zero);
+* per-item stores: likelihood-ranked multiple choice with per-choice log-likelihoods ->
+  ``per_item_chain`` (COD excludes logit-ranked MC); otherwise ``cod``, or, when COD keeps no
+  predictable cluster on the training runs (the normal case for small models near zero),
+  ``passuntil_dataset`` for generative items and ``direct_mean`` for 0/1 correctness;
 * ladder tables with difficulty groups -> ``cod_groups``;
 * ladder tables with a general validation loss -> the chain through it (``two_step_val``) or
   its mean with the direct sigmoid (``chain_direct_mean``), whichever has the smaller rolling-

@@ -36,6 +36,7 @@ SMOOTH = 2
 
 class _ItemMethod(BaseMethod):
     data_kinds: ClassVar[tuple[str, ...]] = ("items",)
+    kind = "item"
     guarded = False
     #: output types the method can run on
     output_types: ClassVar[tuple[str, ...]] = ("multiple_choice", "loglikelihood", "generate_until")
@@ -246,6 +247,7 @@ class PassUntilInstance(_ItemMethod):
     averaged over items (items with fewer than 3 sizes passing count 0)."""
 
     name = "passuntil_instance"
+    target_needs = ("params",)
     rank = 90
     output_types = ("generate_until",)
     why_not = "PassUntil needs a generative task"
@@ -273,6 +275,7 @@ class PassUntilDataset(_ItemMethod):
 
     name = "passuntil_dataset"
     rank = 100
+    target_needs = ("params",)  # PassUntil's law is in model size
     output_types = ("generate_until",)
     why_not = "PassUntil needs a generative task"
 

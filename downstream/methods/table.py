@@ -176,6 +176,7 @@ class GadreExp(BaseMethod):
     """(N, D) -> validation loss (Chinchilla) -> top-1 error eps - k exp(-gamma L) (Gadre et al.)."""
 
     name = "gadre_exp"
+    target_needs = ("params", "tokens")
     rank = 20
     data_kinds: ClassVar[tuple[str, ...]] = ("table",)
 
@@ -232,15 +233,19 @@ class TwoStep(BaseMethod):
         self.kind_ = data.loss_kind
         many = _checkpoints_per_run(data.loss) >= 10
         step1 = "chinchilla" if data.loss["run"].nunique() >= 6 else "power_compute"
+        # the paper's L(N, D) needs a target's size and tokens; L(C) its compute
+        self.target_needs = ("params", "tokens") if step1 == "chinchilla" else ("flops",)
         self.chain_ = TwoStepChain(n_bootstrap=self.n_bootstrap, random_state=self.random_state,
                                    step1=step1, last_k=5 if many else 1,
                                    moving_avg=5 if many else 1,
                                    skip_frac=0.1 if many else 0.0).fit(data.loss, data.score)
 
     def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
-        p = self.chain_.get_prediction(targets["params"].to_numpy(), targets["tokens"].to_numpy())
+        p = self.chain_.get_prediction(targets["params"].to_numpy(), targets["tokens"].to_numpy(),
+                                       targets["flops"].to_numpy())
         ci = p.conf_int(0.1, obs=True)
-        return result_frame(p.mean, ci[:, 0], ci[:, 1], f"intermediate: {self.kind_}")
+        note = f"intermediate: {self.kind_}"
+        return result_frame(p.mean, ci[:, 0], ci[:, 1], note)
 
 
 @register
@@ -269,7 +274,8 @@ class TwoStepVal(BaseMethod):
                                    skip_frac=0.1 if many else 0.0).fit(data.val_loss, data.score)
 
     def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
-        p = self.chain_.get_prediction(targets["params"].to_numpy(), targets["tokens"].to_numpy())
+        p = self.chain_.get_prediction(targets["params"].to_numpy(), targets["tokens"].to_numpy(),
+                                       targets["flops"].to_numpy())
         ci = p.conf_int(0.1, obs=True)
         return result_frame(p.mean, ci[:, 0], ci[:, 1], "intermediate: validation loss")
 

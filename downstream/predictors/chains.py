@@ -103,11 +103,14 @@ class TwoStepChain(BaseEstimator):
     def _law1(self):
         return get_law("chinchilla" if self.step1 == "chinchilla" else "power")
 
-    def _X1(self, params, tokens) -> np.ndarray:
+    def _X1(self, params, tokens, flops=None) -> np.ndarray:
         params, tokens = np.atleast_1d(params).astype(float), np.atleast_1d(tokens).astype(float)
         if self.step1 == "chinchilla":
             return np.c_[params / _UNIT, tokens / _UNIT]
-        return training_flops(params, tokens) / 1e18
+        C = training_flops(params, tokens)
+        if flops is not None:  # a target given by its compute alone
+            C = np.where(np.isfinite(C), C, np.broadcast_to(np.asarray(flops, float), C.shape))
+        return C / 1e18
 
     def _fit_once(self, pts1: pd.DataFrame, pts2: pd.DataFrame, start1=None, start2=None):
         law1, law2 = self._law1(), get_law("loss_sigmoid")
@@ -164,22 +167,23 @@ class TwoStepChain(BaseEstimator):
             np.isfinite(P2).all(axis=1)
         return [(P1[i], P2[i]) for i in np.flatnonzero(ok)]
 
-    def predict_loss(self, params, tokens) -> np.ndarray:
-        """Step 1 alone: task loss at (N, D)."""
+    def predict_loss(self, params, tokens, flops=None) -> np.ndarray:
+        """Step 1 alone: task loss at (N, D) (or, for a compute law, at ``flops`` where N or D is
+        unknown)."""
         check_fitted(self, ["step1_"])
-        return self.step1_.predict(self._X1(params, tokens))
+        return self.step1_.predict(self._X1(params, tokens, flops))
 
-    def predict(self, params, tokens) -> np.ndarray:
-        """Chained accuracy forecast at (N, D)."""
+    def predict(self, params, tokens, flops=None) -> np.ndarray:
+        """Chained accuracy forecast at (N, D) (or ``flops``, see :meth:`predict_loss`)."""
         check_fitted(self, ["step2_"])
-        return self.step2_.predict(self.predict_loss(params, tokens))
+        return self.step2_.predict(self.predict_loss(params, tokens, flops))
 
-    def get_prediction(self, params, tokens) -> Prediction:
+    def get_prediction(self, params, tokens, flops=None) -> Prediction:
         """Chained forecast with bootstrap samples (curve, and a new run)."""
         check_fitted(self, ["step1_"])
         law1, law2 = self._law1(), get_law("loss_sigmoid")
-        X = self._X1(params, tokens)
-        mean = self.predict(params, tokens)
+        X = self._X1(params, tokens, flops)
+        mean = self.predict(params, tokens, flops)
         if not self.boot_:
             e = np.empty((0, len(mean)))
             return Prediction(X, mean, e, e)

@@ -140,7 +140,8 @@ class CODPredictor(BaseEstimator):
         x = f.compute / self.x_unit
         kept = self.laws_.clusters_["kept"]
         if not kept.any():
-            log.warning("COD: no cluster passed the filter; forecasts fall back to NaN")
+            log.info("COD: no cluster passed the filter; forecasts are NaN (the summary says why "
+                     "each was dropped)")
         subset_mask = self.laws_.subset_mask_
         sub_obs = f.X[subset_mask].mean(axis=0) if subset_mask.any() else np.full(len(x), np.nan)
         full_obs = f.X.mean(axis=0)
