@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from downstream.backtest import RESULT_COLUMNS, backtest_tasks
+from downstream.backtest import RESULT_COLUMNS, backtest_tasks, with_kind
 from downstream.data.store import Store
 from downstream.methods import store_targets, store_task_data
 
@@ -54,7 +54,7 @@ def main() -> None:
                 df[(df["run"] != largest) | (df["step"] <= cut)]
             items.append((store_task_data(train), store_targets(df, [largest], steps=steps[-1:])))
         parts.append(backtest_tasks(items, protocol=f"ladder_{proto}", n_bootstrap=a.bootstrap))
-    res = pd.concat(parts, ignore_index=True)[RESULT_COLUMNS].round(6)
+    res = with_kind(pd.concat(parts, ignore_index=True)[RESULT_COLUMNS].round(6))
     res.to_csv(a.out, index=False)
     from backtests import plot
 

@@ -226,6 +226,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=2, help="processes (one thread each on CPU)")
     ap.add_argument("--skip-collect", action="store_true")
+    ap.add_argument("--tokens", type=int, default=None,
+                    help="override the preset's token stream (a smoke run of a preset's sizes)")
     a = ap.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import numpy as np
@@ -233,7 +235,9 @@ def main() -> None:
     import toy
     import yaml
 
-    P = PRESETS[a.preset]
+    P = dict(PRESETS[a.preset])
+    if a.tokens is not None:
+        P["tokens"] = a.tokens
     work = Path(a.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     store = Path(a.store).resolve()
