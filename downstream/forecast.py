@@ -114,6 +114,9 @@ def run_method(name: str, m: Method, data: TaskData, targets: pd.DataFrame, *,
     widening)."""
     n = len(targets)
     why = m.unavailable(data)
+    if why is None and not np.isfinite(data.score["value"].to_numpy(float)).any():
+        why = (f"the task holds no scores to forecast (output type {data.output_type or 'unknown'}"
+               ": losses only)")
     n_runs = data.score["run"].nunique() if len(data.score) else 0
     cls = METHODS.get(name)
     if why is None and guard is not None and getattr(cls, "guarded", name != "no_fit"):
@@ -135,6 +138,15 @@ def run_method(name: str, m: Method, data: TaskData, targets: pd.DataFrame, *,
     for c in ("lo90", "hi90"):
         if c + "_boot" not in pred:
             pred[c + "_boot"] = pred[c]
+    p, lo, hi = (pred[c].to_numpy(float) for c in ("predicted", "lo90_boot", "hi90_boot"))
+    with np.errstate(invalid="ignore"):
+        outside = np.isfinite(p) & np.isfinite(lo) & np.isfinite(hi) & ((p < lo - 1e-9)
+                                                                        | (p > hi + 1e-9))
+    if outside.any():  # the refits disagree with the fit: its parameters are not pinned down
+        flag = "the forecast lies outside its own bootstrap interval (fit not pinned down)"
+        pred["note"] = pred["note"].astype(object)
+        pred.loc[outside, "note"] = [f"{n}; {flag}" if n else flag
+                                     for n in pred.loc[outside, "note"]]
     pred = _honest_intervals(pred.reset_index(drop=True), n_runs)
     pred["status"] = status
     return pred

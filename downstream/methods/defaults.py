@@ -4,9 +4,10 @@ The default is chosen from the data's kind and the training runs only, never fro
 errors:
 
 * per-item stores: likelihood-ranked multiple choice with per-choice log-likelihoods ->
-  ``per_item_chain`` (COD excludes logit-ranked MC); otherwise ``cod``, or, when COD keeps no
-  predictable cluster on the training runs (the normal case for small models near zero),
-  ``passuntil_dataset`` for generative items and ``direct_mean`` for 0/1 correctness;
+  ``per_item_chain`` (COD excludes logit-ranked MC); otherwise ``cod``, or, when COD's kept
+  clusters hold less than 5% of the items on the training runs (none at all is the normal case
+  for small models near zero), ``passuntil_dataset`` for generative items and ``direct_mean``
+  for 0/1 correctness;
 * ladder tables with difficulty groups -> ``cod_groups``;
 * ladder tables with a general validation loss -> the chain through it (``two_step_val``) or
   its mean with the direct sigmoid (``chain_direct_mean``), whichever has the smaller rolling-
@@ -67,6 +68,8 @@ def default_store_method(data: TaskData) -> str:
     correctness)."""
     from .items import cod_keeps_a_cluster, has_choice_logliks
 
+    if not np.isfinite(data.score["value"].to_numpy(float)).any():
+        return "direct_mean"  # nothing to forecast; run_method says why
     if data.output_type in ("multiple_choice", "loglikelihood") and has_choice_logliks(data):
         return "per_item_chain"
     if cod_keeps_a_cluster(data):

@@ -63,13 +63,24 @@ def has_choice_logliks(data: TaskData) -> bool:
         lambda v: v is not None and len(v) > 1).any())
 
 
-def cod_keeps_a_cluster(data: TaskData) -> bool:
-    """Whether COD keeps at least one predictable cluster on ``data``'s training runs."""
+#: the smallest share of a task's items COD's kept clusters must hold for COD to be the default:
+#: COD maps the predictable subset to the whole benchmark, which a sliver of it cannot represent
+MIN_KEPT_SHARE = 0.05
+
+
+def cod_keeps_a_cluster(data: TaskData, *, min_share: float = MIN_KEPT_SHARE) -> bool:
+    """Whether COD keeps predictable clusters holding at least ``min_share`` of the items on
+    ``data``'s training runs."""
     try:
-        return bool(_cod(data, 0).clusters_["kept"].any())
+        cod = _cod(data, 0)
     except (FitError, ValueError) as exc:
         log.info("COD on %s: %s", data.task, exc)
         return False
+    share = float(cod.subset_mask_.mean()) if len(cod.subset_mask_) else 0.0
+    if cod.clusters_["kept"].any() and share < min_share:
+        log.info("COD on %s keeps %.1f%% of the items (< %.0f%%): not the default", data.task,
+                 100 * share, 100 * min_share)
+    return bool(cod.clusters_["kept"].any()) and share >= min_share
 
 
 @register
@@ -110,7 +121,9 @@ class CODMethod(_ItemMethod):
         self.note_ = (f"{int(cod.subset_mask_.sum())}/{len(cod.labels_)} items in "
                       f"{int(cod.clusters_['kept'].sum())} kept clusters")
         self.map_ = None
-        if not self.gen_:
+        if not self.gen_ and not has_choice_logliks(data):
+            self.note_ += "; features are the items' 0/1 correctness (no log-likelihoods)"
+        elif not self.gen_:
             # the feature is p_gold: map it to accuracy through the small models' pairs
             f = cod.features_
             items = data.items
