@@ -55,7 +55,8 @@ def split_holdout(table: pd.DataFrame, rule: str) -> tuple[list[str], list[str]]
 
 def backtest_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], *, protocol: str = "",
                    methods: Sequence[str] | None = None, n_bootstrap: int = 200,
-                   random_state: int = 0, calibrate: bool = True) -> pd.DataFrame:
+                   random_state: int = 0, calibrate: bool = True,
+                   progress: bool = False) -> pd.DataFrame:
     """Fit every method on each task of one ladder and forecast its held-out targets (columns
     target, params, tokens, flops, actual). Scores are fractions (0-1). Methods that cannot run
     are listed with the reason in ``note`` and NaN forecasts.
@@ -69,7 +70,8 @@ def backtest_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], *, protocol: 
     _check_n_bootstrap(n_bootstrap)
     preds, defaults = predict_tasks(
         items, lambda d, dflt: list(methods) if methods else methods_for(d),
-        n_bootstrap=n_bootstrap, random_state=random_state, calibrate=calibrate)
+        n_bootstrap=n_bootstrap, random_state=random_state, calibrate=calibrate,
+        progress=progress)
     rows = []
     for (data, targets), per in zip(items, preds):
         tg = targets.reset_index(drop=True)
@@ -118,7 +120,7 @@ def backtest_table(table: pd.DataFrame, *, holdout: str, tasks: Sequence[str] | 
               final_targets(table, held, task, metric=metric))
              for task in _progress(tasks, "load", progress)]
     return backtest_tasks(items, protocol=protocol, methods=methods, n_bootstrap=n_bootstrap,
-                          calibrate=calibrate)
+                          calibrate=calibrate, progress=progress)
 
 
 def backtest_store(store: Any, *, holdout: str, tasks: Sequence[str] | None = None,
@@ -143,7 +145,7 @@ def backtest_store(store: Any, *, holdout: str, tasks: Sequence[str] | None = No
         recs = st.load(tasks=[task], with_derived=True)
         items.append((store_task_data(recs, runs=train), store_targets(recs, held)))
     res = backtest_tasks(items, protocol=protocol, methods=methods, n_bootstrap=n_bootstrap,
-                         calibrate=calibrate)
+                         calibrate=calibrate, progress=progress)
     return with_kind(res)
 
 

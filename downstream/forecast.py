@@ -182,15 +182,15 @@ def _used(data: TaskData, name: str) -> str:
 
 
 def predict_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], names_for: Callable, *,
-                  n_bootstrap: int = 200, random_state: int = 0,
-                  calibrate: bool = True) -> tuple[list[dict[str, pd.DataFrame]], dict[str, str]]:
+                  n_bootstrap: int = 200, random_state: int = 0, calibrate: bool = True,
+                  progress: bool = False) -> tuple[list[dict[str, pd.DataFrame]], dict[str, str]]:
     """Forecast the targets of several tasks of one ladder with several methods each.
 
     ``names_for(data, defaults)`` gives the methods of a task (``defaults``: task -> the
     documented default). With ``calibrate``, every method's bootstrap interval is widened by its
     rolling-origin extrapolation error **pooled over the tasks**: ``rate = quantile_0.9(|e| /
     d^GROWTH)`` over every inner forecast of every task, half-width ``rate * d_target^GROWTH``
-    (:func:`downstream.methods.rolling.widen`).
+    (:func:`downstream.methods.rolling.widen`). ``progress`` shows a bar over the tasks' fits.
 
     Returns
     -------
@@ -203,7 +203,7 @@ def predict_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], names_for: Cal
     pooled: dict[str, list[pd.DataFrame]] = {}
     with one_blas_thread():
         defaults = default_methods(datas, errors=cache)
-        for data, targets in items:
+        for data, targets in _progress(items, "fit", progress):
             guard = no_signal(data)
             per: dict[str, pd.DataFrame] = {}
             for name in names_for(data, defaults):
@@ -233,7 +233,7 @@ def predict_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], names_for: Cal
 
 def forecast_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], *,
                    methods: Sequence[str] | None = None, n_bootstrap: int = 200,
-                   calibrate: bool = True) -> pd.DataFrame:
+                   calibrate: bool = True, progress: bool = False) -> pd.DataFrame:
     """Forecast the targets of several tasks of one ladder (``methods``: default = the
     documented rule per task, :func:`~downstream.methods.defaults.default_methods`); intervals
     calibrated over the tasks together (see :func:`predict_tasks`)."""
@@ -245,7 +245,7 @@ def forecast_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], *,
         checked.append((data, t))
     preds, _ = predict_tasks(
         checked, lambda d, dflt: list(methods) if methods else [dflt[d.task]],
-        n_bootstrap=n_bootstrap, calibrate=calibrate)
+        n_bootstrap=n_bootstrap, calibrate=calibrate, progress=progress)
     rows = []
     for (data, targets), per in zip(checked, preds):
         for name, pred in per.items():
@@ -295,7 +295,8 @@ def forecast_table(table: pd.DataFrame, targets: pd.DataFrame, *,
                                            & ~table["task"].str.startswith("val/"), "task"].unique()))
     items = [(task_data(table, t, metric=metric, min_step=min_step), targets)
              for t in _progress(tasks, "load", progress)]
-    return forecast_tasks(items, methods=methods, n_bootstrap=n_bootstrap, calibrate=calibrate)
+    return forecast_tasks(items, methods=methods, n_bootstrap=n_bootstrap, calibrate=calibrate,
+                          progress=progress)
 
 
 def forecast_store(store: Any, targets: pd.DataFrame, *, tasks: Sequence[str] | None = None,
@@ -310,4 +311,5 @@ def forecast_store(store: Any, targets: pd.DataFrame, *, tasks: Sequence[str] | 
     tasks = list(tasks or sorted(st.list()["task"].unique()))
     items = [(store_task_data(st.load(tasks=[t], with_derived=True), runs=runs), targets)
              for t in _progress(tasks, "load", progress)]
-    return forecast_tasks(items, methods=methods, n_bootstrap=n_bootstrap, calibrate=calibrate)
+    return forecast_tasks(items, methods=methods, n_bootstrap=n_bootstrap, calibrate=calibrate,
+                          progress=progress)
