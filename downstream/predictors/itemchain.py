@@ -12,9 +12,7 @@ accuracy. Slopes can be shrunk toward the task-wide slope of gold / wrong choice
 
 Examples
 --------
->>> from typing import ClassVar
-
-import numpy as np
+>>> import numpy as np
 >>> ll = np.array([[[-3.0, -2.0, -1.0], [-2.0, -2.1, -2.2]]])  # 1 item, 2 choices, 3 models
 >>> ch = PerItemChain(n_draws=0).fit_arrays(ll, gold=np.array([0]), compute=np.array([1e18, 1e19, 1e20]))
 >>> round(float(ch.slopes_[0, 0]), 3)
