@@ -10,6 +10,7 @@ from downstream.backtest import backtest_task, split_holdout
 from downstream.cli import main
 from downstream.data.public import OLMO_TASKS, load_gadre, load_olmo_ladder, load_pythia
 from downstream.data.tables import read_ladder
+from downstream.errors import LadderError
 from downstream.forecast import forecast_task
 from downstream.methods import METHODS, Method, TaskData, default_method, make_method
 from downstream.methods.data import final_targets, task_data
@@ -177,3 +178,26 @@ def test_rolling_origin_select_picks_the_method_with_the_smallest_inner_error():
     out = sel.predict(pd.DataFrame({"params": [1.0], "tokens": [1.0], "flops": [1e22]}))
     assert out["note"][0].startswith(f"selected {sel.chosen_}")
     assert out["lo90"][0] <= out["predicted"][0] <= out["hi90"][0]
+
+
+def test_no_fit_copies_the_run_with_the_most_compute_not_the_last_name_and_unknown_chance_is_said(
+        tmp_path):
+    # names sort opposite to compute and tokens are empty: without FLOPs the table is refused by
+    # row (compute unknown); with FLOPs the largest model is the one with most compute, never
+    # the alphabetically last run
+    rows = pd.DataFrame([{"run": name, "step": 1, "params": n, "tokens": np.nan, "task": "my_task",
+                          "metric": "acc", "value": v}
+                         for name, n, v in [("zeta-small", 1e7, 0.30), ("mid", 1e8, 0.40),
+                                            ("alpha-big", 1e9, 0.55)]])
+    rows.to_csv(tmp_path / "no_compute.csv", index=False)
+    with pytest.raises(LadderError, match="row 1: no training compute"):
+        read_ladder(tmp_path / "no_compute.csv")
+    rows.assign(flops=rows["params"] * 6e10).to_csv(tmp_path / "ladder.csv", index=False)
+    data = task_data(read_ladder(tmp_path / "ladder.csv"), "my_task")
+    tg = pd.DataFrame({"target": ["t"], "params": [1e10], "tokens": [np.nan], "flops": [6e20]})
+    fc = forecast_task(data, tg, method="no_fit", n_bootstrap=0, calibrate=False)
+    assert fc["forecast"].iloc[0] == pytest.approx(0.55)
+    # a task outside the known-task table with no chance column: unknown, never a silent 0
+    assert np.isnan(data.chance)
+    fit = make_method("direct_sigmoid", n_bootstrap=0).fit(data)
+    assert "chance unknown" in fit.predict(tg)["note"].iloc[0]
