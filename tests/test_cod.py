@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from simulate import DEFAULT_CLUSTERS, simulate_ladder, to_store_records
 from sklearn.metrics import adjusted_rand_score, homogeneity_score
@@ -150,3 +151,29 @@ def test_batch_bootstrap_intervals_match_the_scipy_solver():
         assert sf["batch"][col] == pytest.approx(sf["scipy"][col], abs=0.004), col
     width = {s: sf[s]["obs_ci_upper"] - sf[s]["obs_ci_lower"] for s in sf}
     assert width["batch"] >= 0.8 * width["scipy"], width
+
+
+def test_an_anchored_compute_unit_makes_the_cluster_filter_independent_of_the_ladders_scale():
+    from downstream.data.schema import derive
+    from downstream.methods import make_method
+    from downstream.methods.data import store_task_data
+
+    lad = _three(0)
+    recs = derive(to_store_records(lad))
+    tiny = recs.assign(flops=recs["flops"] * 1e-7)  # the same ladder at 1e11-1e15 FLOPs
+    small = lad.models["run"].tolist()[:8]
+    big, tiny_data = store_task_data(recs, runs=small), store_task_data(tiny, runs=small)
+    # in the paper's 1e18-FLOP unit the filter's a > 1 depends on where the ladder sits
+    paper_big = make_method("cod", n_bootstrap=0).fit(big)
+    paper_tiny = make_method("cod", n_bootstrap=0).fit(tiny_data)
+    assert paper_big.cod_.clusters_["kept"].any() and not paper_tiny.cod_.clusters_["kept"].any()
+    # anchored at the ladder, the same clusters are kept and the forecast is the same
+    a_big = make_method("cod", n_bootstrap=0, anchor=40.0).fit(big)
+    a_tiny = make_method("cod", n_bootstrap=0, anchor=40.0).fit(tiny_data)
+    assert a_big.cod_.clusters_["kept"].tolist() == a_tiny.cod_.clusters_["kept"].tolist()
+    assert a_big.cod_.clusters_["kept"].any()
+    target = float(lad.models.iloc[8]["flops"])
+    p_big = a_big.predict(pd.DataFrame({"params": [np.nan], "tokens": [np.nan], "flops": [target]}))
+    p_tiny = a_tiny.predict(pd.DataFrame({"params": [np.nan], "tokens": [np.nan],
+                                          "flops": [target * 1e-7]}))
+    assert p_tiny["predicted"].iloc[0] == pytest.approx(p_big["predicted"].iloc[0], abs=1e-3)

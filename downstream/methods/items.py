@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from .._validation import Interval
 from ..errors import FitError
 from ..fit.engine import fit_law
 from ..predictors.chains import ClusterTwoStep
@@ -50,10 +51,15 @@ class _ItemMethod(BaseMethod):
         return None
 
 
-def _cod(data: TaskData, n_bootstrap: int, random_state: int = 0) -> CODPredictor:
+def _cod(data: TaskData, n_bootstrap: int, random_state: int = 0,
+         anchor: float | None = None) -> CODPredictor:
     gen = data.generative
+    assert data.items is not None
+    unit = 1e18
+    if anchor is not None:  # the unit that puts the smallest training model at `anchor` units
+        unit = float(data.items.groupby("run")["flops"].max().min()) / anchor
     return CODPredictor(n_bootstrap=n_bootstrap, smooth=SMOOTH, chance=0.0 if gen else None,
-                        score="pass_rate" if gen else "p_gold",
+                        score="pass_rate" if gen else "p_gold", x_unit=unit,
                         random_state=random_state).fit(data.items)
 
 
@@ -108,15 +114,33 @@ class ClusterTwoStepMethod(_ItemMethod):
 class CODMethod(_ItemMethod):
     """COD (:class:`~downstream.predictors.cod.CODPredictor`) on pass rates (generative) or on the
     renormalised gold probability (multiple choice, mapped to accuracy linearly through the
-    small models). Without a kept cluster it forecasts nothing and says so."""
+    small models). Without a kept cluster it forecasts nothing and says so.
+
+    Parameters
+    ----------
+    anchor : float or None, default None
+        Compute unit of the laws and hence of the paper's filter (``a > 1, b > 0.1, c < 1``).
+        None: the paper's 1e18 FLOPs. A number: the unit that puts the smallest training model
+        at ``anchor`` units (the paper's smallest model sat at about 40), so that the filter
+        reads the same on ladders far below the paper's compute.
+        ``benchmarks/cod_filter_units.py`` shows why this is not the default.
+    n_bootstrap, random_state : see :class:`~downstream.methods.base.BaseMethod`
+    """
 
     name = "cod"
     rank = 70
+    _options: ClassVar[dict] = {**BaseMethod._options,
+                                "anchor": Interval(float, 0, None, closed=False, none_ok=True)}
+
+    def __init__(self, *, anchor: float | None = None, n_bootstrap: int = 200,
+                 random_state: int = 0) -> None:
+        super().__init__(n_bootstrap=n_bootstrap, random_state=random_state)
+        self.anchor = anchor
 
     def _fit(self, data: TaskData) -> None:
         assert data.items is not None
         self.gen_ = data.generative
-        self.cod_ = _cod(data, self.n_bootstrap, self.random_state)
+        self.cod_ = _cod(data, self.n_bootstrap, self.random_state, self.anchor)
         cod = self.cod_
         self.note_ = (f"{int(cod.subset_mask_.sum())}/{len(cod.labels_)} items in "
                       f"{int(cod.clusters_['kept'].sum())} kept clusters")
