@@ -208,14 +208,9 @@ def _targets(a: argparse.Namespace):
         if not p.is_file():
             raise CliError(f"{p}: no such targets file")
         if p.suffix.lower() in (".yaml", ".yml", ".json"):
-            import yaml
+            from .data.ladder import read_yaml
 
-            try:
-                spec = yaml.safe_load(p.read_text(encoding="utf-8"))
-            except yaml.YAMLError as exc:
-                mark = getattr(exc, "problem_mark", None)
-                line = f": line {mark.line + 1}" if mark is not None else ""
-                raise CliError(f"{p}{line}: invalid YAML") from None
+            spec = read_yaml(p, CliError)
             items = spec.get("targets", spec) if isinstance(spec, dict) else spec
             if not isinstance(items, list) or not all(isinstance(t, dict) for t in items):
                 raise CliError(f"{p}: expected a list of targets (or a 'targets:' list) of "
@@ -557,16 +552,12 @@ def _apply_config(ap: argparse.ArgumentParser, subs: dict, argv: list[str]) -> a
             config = x.split("=", 1)[1]
     if command is None or config is None:
         return ap.parse_args(argv)
-    import yaml
+    from .data.ladder import read_yaml
 
     p = Path(config)
     if not p.is_file():
         raise CliError(f"--config {p}: no such file")
-    try:
-        cfg = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise CliError(f"{p}{f': line {mark.line + 1}' if mark else ''}: invalid YAML") from None
+    cfg = read_yaml(p, CliError) or {}
     if not isinstance(cfg, dict):
         raise CliError(f"{p}: expected a mapping of option names to values")
     sp = subs[command]

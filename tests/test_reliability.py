@@ -8,6 +8,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -426,12 +427,15 @@ def test_an_ingest_call_is_all_or_nothing(shared_data, tmp_path):
     (["forecast", "--table", "t.csv", "--target", "params=oops"], "must be a number"),
     (["ingest", "nowhere", "--store", "st"], "no such file or folder"),
     (["forecast", "--table", "bad.csv", "--target", "flops=1e22"], "outside 0-1"),
+    (["forecast", "--table", "t.csv", "--targets", "bad.yaml"], "bad.yaml: line 3: invalid YAML"),
+    (["forecast", "--config", "bad.yaml"], "bad.yaml: line 3: invalid YAML"),
 ])
 def test_cli_refuses_bad_input_with_one_line_and_exit_code_2(argv, what, tmp_path, monkeypatch,
                                                             capsys):
     monkeypatch.chdir(tmp_path)
     _table().assign(value=lambda d: d["value"].astype(float)).to_csv("t.csv", index=False)
     _table(value=43.0).to_csv("bad.csv", index=False)
+    Path("bad.yaml").write_text("targets:\n - {name: x, params: 7e9\n")
     rc = main([*argv, "-q"])
     err = capsys.readouterr().err.strip()
     assert rc == 2, err

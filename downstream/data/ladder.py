@@ -41,6 +41,19 @@ from .tables import training_flops
 __all__ = ["Checkpoint", "Ladder", "LadderError"]
 
 
+def read_yaml(path: Path, error: type[Exception] = LadderError) -> Any:
+    """Parse a YAML file; a syntax error is raised as ``error`` naming the file and line."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f": line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        raise error(f"{path}{line}: invalid YAML" + (f" ({problem})" if problem else "")) from None
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """One model checkpoint to evaluate."""
@@ -134,13 +147,5 @@ class Ladder:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> Ladder:
         """Read a ladder YAML file."""
-        import yaml
-
         p = Path(path)
-        try:
-            spec = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f": line {mark.line + 1}" if mark is not None else ""
-            raise LadderError(f"{p}{line}: invalid YAML ({exc})") from None
-        return cls.from_dict(spec, base=p.parent, source=str(p))
+        return cls.from_dict(read_yaml(p, LadderError), base=p.parent, source=str(p))
