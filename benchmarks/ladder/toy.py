@@ -169,40 +169,19 @@ def write_task(out_dir: str | Path, name: str, items: Sequence[dict], *, kind: s
                repeats: int = 1, max_gen_toks: int = 5, temperature: float = 1.0) -> Path:
     """Write ``<name>.yaml`` + ``<name>.jsonl`` (absolute data path) for lm-eval.
 
-    ``kind`` is ``multiple_choice`` (gold index over ``choices``) or ``generate_until`` (exact
-    match on ``answer``, ``repeats`` samples per item at ``temperature``).
+    ``kind`` is ``multiple_choice`` (gold index over ``choices``; acc and acc_norm) or
+    ``generate_until`` (exact match on ``answer``, ``repeats`` samples per item at
+    ``temperature``, stopping at a newline).
     """
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    data = out / f"{name}.jsonl"
-    with open(data, "w", encoding="utf-8") as fh:
-        for it in items:
-            fh.write(json.dumps(it) + "\n")
-    common = (f"task: {name}\ndataset_path: json\ndataset_name: null\ndataset_kwargs:\n"
-              f"  data_files:\n    test: {data}\ntest_split: test\n"
-              "doc_to_text: \"{{question}}\"\n")
-    if kind == "multiple_choice":
-        body = ("output_type: multiple_choice\ndoc_to_choice: \"{{choices}}\"\ndoc_to_target: gold\n"
-                "target_delimiter: \" \"\nmetric_list:\n  - metric: acc\n  - metric: acc_norm\n")
-    elif kind == "generate_until":
-        body = ("output_type: generate_until\ndoc_to_target: \"{{answer}}\"\n"
-                "target_delimiter: \" \"\n"
-                f"repeats: {int(repeats)}\n"
-                "generation_kwargs:\n  until: [\"\\n\"]\n"
-                f"  max_gen_toks: {int(max_gen_toks)}\n  do_sample: true\n"
-                f"  temperature: {float(temperature)}\n"
-                "filter_list:\n  - name: all\n    filter:\n      - function: remove_whitespace\n"
-                "metric_list:\n  - metric: exact_match\n")
-    else:
-        raise ValueError(f"kind must be multiple_choice or generate_until, got {kind!r}")
-    path = out / f"{name}.yaml"
-    path.write_text(common + body + "metadata:\n  version: 1.0\n", encoding="utf-8")
-    return path
+    return write_docs_task(out_dir, name, items, kind=kind, repeats=repeats,
+                           max_gen_toks=max_gen_toks, temperature=temperature,
+                           mc_metrics=("acc", "acc_norm"))
 
 
 def write_docs_task(out_dir: str | Path, name: str, docs: Sequence[dict], *, kind: str,
                     delimiter: str = " ", until: Sequence[str] = ("\n",), repeats: int = 1,
-                    max_gen_toks: int = 6, temperature: float = 1.0) -> Path:
+                    max_gen_toks: int = 6, temperature: float = 1.0,
+                    mc_metrics: Sequence[str] = ("acc",)) -> Path:
     """Write ``<name>.yaml`` + ``<name>.jsonl`` for documents with ``question``, ``answer``,
     ``choices`` (each ending with its terminator) and ``gold``: a multiple-choice task ranked by
     log-likelihood, or a generative one (exact match after stripping whitespace, ``repeats``
@@ -219,7 +198,7 @@ def write_docs_task(out_dir: str | Path, name: str, docs: Sequence[dict], *, kin
               f"target_delimiter: {json.dumps(delimiter)}\n")
     if kind == "multiple_choice":
         body = ("output_type: multiple_choice\ndoc_to_choice: \"{{choices}}\"\ndoc_to_target: gold\n"
-                "metric_list:\n  - metric: acc\n")
+                "metric_list:\n" + "".join(f"  - metric: {m}\n" for m in mc_metrics))
     elif kind == "generate_until":
         body = ("output_type: generate_until\ndoc_to_target: \"{{answer}}\"\n"
                 f"repeats: {int(repeats)}\n"
