@@ -149,7 +149,8 @@ class BaseMethod:
         self.random_state = random_state
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(n_bootstrap={self.n_bootstrap}, random_state={self.random_state})"
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
+        return f"{type(self).__name__}({opts})"
 
     def unavailable(self, data: TaskData) -> str | None:
         """Why the method cannot run on ``data`` (a sentence), or None."""
