@@ -165,7 +165,7 @@ def plot(res: pd.DataFrame, path: Path, *, max_tasks: int = 8) -> None:
     n = len(tasks)
     cols = min(2, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(7.5 * cols, 4.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(9.5 * cols, 4.4 * rows), squeeze=False)
     for ax, t in zip(axes.flat, tasks):
         r = keep[keep["task"] == t].dropna(subset=["predicted"])
         if len(r):
@@ -228,7 +228,16 @@ def main() -> None:
     ap.add_argument("--baseline", help="git ref of the code to time against (e.g. a71e684)")
     ap.add_argument("--summary-only", action="store_true",
                     help="only rewrite summary.md from the CSVs present (e.g. after ladder_backtest.py)")
+    ap.add_argument("--plots-only", action="store_true",
+                    help="redraw the PNGs from the CSVs present (no refitting)")
     a = ap.parse_args()
+    if a.plots_only:
+        for name in a.only or PROTOCOLS:
+            plot(pd.read_csv(OUT / f"{name}.csv"), OUT / f"{name}.png")
+        if not a.only and (OUT / "ladder.csv").exists():  # ladder_backtest.py's picture
+            lad = pd.read_csv(OUT / "ladder.csv")
+            plot(lad[lad["protocol"] == "ladder_largest"], OUT / "ladder.png", max_tasks=10)
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     names = [] if a.summary_only else (a.only or list(PROTOCOLS))
     timing = []

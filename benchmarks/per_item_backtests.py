@@ -268,7 +268,7 @@ def plot_protocol(name: str, res: pd.DataFrame, path: Path) -> None:
         cols = min(2, len(tasks))
         rows = int(np.ceil(len(tasks) / cols))
         n_targets = res["target"].nunique()
-        width = 7.5 * cols if len(tasks) > 1 else max(8.0, 1.2 * n_targets + 4)
+        width = 9.5 * cols if len(tasks) > 1 else max(10.0, 1.2 * n_targets + 6)
         fig, axes = plt.subplots(rows, cols, figsize=(width, 4.4 * rows + 0.6), squeeze=False)
         for ax, t in zip(axes.flat, tasks):
             plot_backtest_task(res[res["task"] == t], ax=ax, title=t,

@@ -101,7 +101,7 @@ def plot_backtest_task(rows, *, ax=None, title=None, logy: bool = False):
     """Held-out actual (black stars) vs each method's forecast with its 90% interval, one group
     per held-out target, targets ordered by compute (``rows``: backtest rows of one task, scores
     as fractions; drawn in percent)."""
-    ax = _axes(ax, size=(7.2, 4.6))
+    ax = _axes(ax, size=(9.2, 4.6))
     rows = rows.reindex(columns=[*rows.columns, *(c for c in ("lo90", "hi90") if c not in rows)])
     order = (rows.drop_duplicates("target").sort_values("flops")["target"].tolist()
              if "flops" in rows else list(dict.fromkeys(rows["target"])))
@@ -135,7 +135,8 @@ def plot_backtest_task(rows, *, ax=None, title=None, logy: bool = False):
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=LEGEND - 1, ncol=2)
+    # outside the axes, so it never hides a star or an interval
+    ax.legend(fontsize=LEGEND - 1, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return ax
 
 
@@ -153,7 +154,7 @@ def save_backtest_plots(results, folder, *, dpi: int = 110) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for task, r in results.dropna(subset=["predicted"]).groupby("task"):
-        fig, ax = plt.subplots(figsize=(7.2, 4.6))
+        fig, ax = plt.subplots(figsize=(9.2, 4.6))
         plot_backtest_task(r, ax=ax, title=f"{task}: forecasts of the held-out runs")
         fig.tight_layout()
         p = out / f"{encode_name(str(task))}.png"
