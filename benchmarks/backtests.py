@@ -86,11 +86,12 @@ def olmo(boot: int) -> pd.DataFrame:
     return backtest_tasks(items, protocol="olmo_ladder", n_bootstrap=boot)
 
 
-def gadre(boot: int) -> pd.DataFrame:
+def gadre(boot: int, datasets: tuple[str, ...] = ("c4_original", "rpj", "rw_original")
+          ) -> pd.DataFrame:
     tab = load_gadre()
     out = []
     tasks = [t for t in tab["task"].unique() if not t.startswith("val/")]
-    for ds in ("c4_original", "rpj", "rw_original"):
+    for ds in datasets:
         sub = tab[tab["run"].str.startswith(ds + "/")]
         train = sorted(sub.loc[sub["params"] <= 4.2e8, "run"].unique())
         held = sorted(sub.loc[(sub["params"] > 1e9) & ((sub["multiplier"] == 1) |

@@ -33,27 +33,32 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 
+STORE = REPO / "results" / "ladder" / "store"
+
+
+def ladder_backtest(proto: str, boot: int, store: str | Path = STORE) -> pd.DataFrame:
+    """One hold-out of the own ladder (``largest`` or ``early``), every task together."""
+    st = Store(store)
+    items = []
+    for task in sorted(st.list()["task"].unique()):
+        df = st.load(tasks=[task], with_derived=True)
+        size = df.groupby("run")["params_nonembed"].first().sort_values()
+        largest = size.index[-1]
+        steps = sorted(df.loc[df["run"] == largest, "step"].unique())
+        cut = steps[-1] / 4
+        train = df[df["run"] != largest] if proto == "largest" else \
+            df[(df["run"] != largest) | (df["step"] <= cut)]
+        items.append((store_task_data(train), store_targets(df, [largest], steps=steps[-1:])))
+    return with_kind(backtest_tasks(items, protocol=f"ladder_{proto}", n_bootstrap=boot))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--store", default=str(REPO / "results" / "ladder" / "store"))
+    ap.add_argument("--store", default=str(STORE))
     ap.add_argument("--bootstrap", type=int, default=100)
     ap.add_argument("--out", default=str(REPO / "results" / "backtests" / "ladder.csv"))
     a = ap.parse_args()
-    st = Store(a.store)
-    tasks = sorted(st.list()["task"].unique())
-    parts = []
-    for proto in ("largest", "early"):
-        items = []
-        for task in tasks:
-            df = st.load(tasks=[task], with_derived=True)
-            size = df.groupby("run")["params_nonembed"].first().sort_values()
-            largest = size.index[-1]
-            steps = sorted(df.loc[df["run"] == largest, "step"].unique())
-            cut = steps[-1] / 4
-            train = df[df["run"] != largest] if proto == "largest" else \
-                df[(df["run"] != largest) | (df["step"] <= cut)]
-            items.append((store_task_data(train), store_targets(df, [largest], steps=steps[-1:])))
-        parts.append(backtest_tasks(items, protocol=f"ladder_{proto}", n_bootstrap=a.bootstrap))
+    parts = [ladder_backtest(proto, a.bootstrap, a.store) for proto in ("largest", "early")]
     res = with_kind(pd.concat(parts, ignore_index=True)[RESULT_COLUMNS].round(6))
     res.to_csv(a.out, index=False)
     from backtests import plot

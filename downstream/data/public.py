@@ -14,8 +14,9 @@ import pandas as pd
 
 from .tables import CHANCE, validate_ladder
 
-__all__ = ["default_data_dir", "load_olmo_ladder", "load_pythia", "load_gadre", "OLMO_TASKS",
-           "PYTHIA_TASKS", "GADRE_17", "LOADERS"]
+__all__ = ["default_data_dir", "load_olmo_ladder", "load_pythia", "load_gadre", "load_llm_line",
+           "load_gemstones", "OLMO_TASKS", "PYTHIA_TASKS", "GADRE_17", "LLM_LINE_FAMILIES",
+           "LOADERS"]
 
 
 def default_data_dir() -> Path:
@@ -146,6 +147,75 @@ def load_gadre(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
                            source="gadre_scaling")
 
 
+# --------------------------------------------------------------------------- LLMs on the Line
+
+#: Families of ``llm_line`` (brendel-group/llm-line) by the prefix of their ``family`` label.
+LLM_LINE_FAMILIES = {"mamba": "Mamba (", "mamba2": "Mamba-2", "gpt_neo": "GPT-",
+                     "pythia": "Pythia", "fineweb": "FineWeb ablation"}
+
+
+def load_llm_line(data_dir: str | os.PathLike | None = None, *,
+                  family: str | None = None) -> pd.DataFrame:
+    """Public ladders of *LLMs on the Line* (Mayilvahanan et al. 2025) as a ladder table.
+
+    ``family``: one of :data:`LLM_LINE_FAMILIES` (``mamba``, ``mamba2``, ``gpt_neo`` = GPT-Neo
+    125M-2.7B with GPT-J 6B and GPT-NeoX 20B, ``pythia`` finals, ``fineweb`` = the three 1.7B
+    FineWeb-ablation runs with 61 checkpoints each), or None for all of them. OLMo-1 rows are
+    left out (no step or tokens recorded). Runs are the model names without the organisation;
+    metrics per task: ``acc`` and ``bpb`` (bits per byte of the gold answer); validation losses
+    as task ``val/<set>`` (c4, pile_uc, refinedweb, slimpajama, fineweb_edu), metric ``loss``.
+    FLOPs are the file's 6ND; for the FineWeb checkpoints ``step`` is the tokens seen in millions
+    (the source's step is missing on the final checkpoints), elsewhere -1 (final).
+    """
+    base = Path(data_dir) if data_dir else default_data_dir()
+    raw = pd.read_csv(base / "llm_line" / "llm_line_long.csv.gz")
+    if family is not None and family not in LLM_LINE_FAMILIES:
+        raise KeyError(f"unknown llm_line family {family!r}; known: {sorted(LLM_LINE_FAMILIES)}")
+    fams = [LLM_LINE_FAMILIES[family]] if family else list(LLM_LINE_FAMILIES.values())
+    keep = np.zeros(len(raw), bool)
+    for f in fams:
+        hit = raw["family"].str.startswith(f)
+        if f == "Mamba (":  # "Mamba (" must not take Mamba-2
+            hit &= ~raw["family"].str.startswith("Mamba-2")
+        keep |= hit.to_numpy()
+    raw = raw[keep & raw["tokens"].notna().to_numpy()].copy()
+    ckpt = raw["family"].str.startswith("FineWeb")
+    step = np.where(ckpt, np.round(raw["tokens"] / 1e6), -1).astype(int)
+    metric = raw["metric"].map({"acc": "acc", "gold_bpb": "bpb", "ce_loss": "loss"})
+    task = np.where(raw["task"].str.startswith("val_"), "val/" + raw["task"].str[4:], raw["task"])
+    out = pd.DataFrame({"run": raw["model"].str.split("/").str[-1], "params": raw["params"],
+                        "tokens": raw["tokens"], "flops": raw["flops_6nd"], "step": step,
+                        "task": task, "metric": metric, "value": raw["value"],
+                        "family": raw["family"]})
+    out = out[out["metric"].notna()]
+    out["chance"] = [CHANCE.get(t, np.nan) if m == "acc" else np.nan
+                     for t, m in zip(out["task"], out["metric"])]
+    return validate_ladder(out.reset_index(drop=True), source="llm_line")
+
+
+# --------------------------------------------------------------------------- Gemstones
+
+def load_gemstones(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The Gemstones suite (McLeish et al. 2025; 22 shapes x 35 checkpoints) as a ladder table:
+    ``acc`` (lighteval 0-shot accuracy) and ``nll`` (mean summed gold-answer NLL over the task's
+    items, nats) per task; validation losses ``val/fineweb_edu``, ``val/dclm``, ``val/fineweb``
+    (metric ``loss``). Params are non-embedding; FLOPs the file's 6ND (total params); tokens =
+    step x 4,194,304."""
+    base = Path(data_dir) if data_dir else default_data_dir()
+    raw = pd.read_csv(base / "gemstones" / "gemstones_aggregate.csv.gz")
+    metric = raw["metric"].map({"acc_lighteval": "acc", "mean_item_nll": "nll", "ce_loss": "loss"})
+    raw = raw[metric.notna()].assign(metric=metric[metric.notna()])
+    task = np.where(raw["task"].str.startswith("val_"), "val/" + raw["task"].str[4:], raw["task"])
+    out = pd.DataFrame({"run": raw["model"].str.replace("Gemstone-", "", regex=False),
+                        "params": raw["params_nonembed"], "params_total": raw["params"],
+                        "tokens": raw["tokens"], "flops": raw["flops_6nd"], "step": raw["step"],
+                        "task": task, "metric": raw["metric"], "value": raw["value"]})
+    out["chance"] = [CHANCE.get(t, np.nan) if m == "acc" else np.nan
+                     for t, m in zip(out["task"], out["metric"])]
+    return validate_ladder(out.reset_index(drop=True), source="gemstones")
+
+
 #: Loader per public ladder name (``downstream ladder-table NAME``).
 LOADERS = {"olmo_ladder": load_olmo_ladder, "pythia": load_pythia,
-           "pythia_deduped": lambda d=None: load_pythia(d, deduped=True), "gadre": load_gadre}
+           "pythia_deduped": lambda d=None: load_pythia(d, deduped=True), "gadre": load_gadre,
+           "llm_line": load_llm_line, "gemstones": load_gemstones}

@@ -45,7 +45,8 @@ REQUIRED = ("run", "params", "tokens", "task", "metric", "value")
 CHANCE = {
     "mmlu": 0.25, "hellaswag": 0.25, "arc_challenge": 0.25, "arc_easy": 0.25, "piqa": 0.5,
     "csqa": 0.2, "socialiqa": 1 / 3, "openbookqa": 0.25, "winogrande": 0.5, "sciq": 0.25,
-    "lambada_openai": 0.0, "boolq": 0.5, "mmlu_avg57": 0.25, "logiqa": 0.25, "wsc": 0.5,
+    "lambada_openai": 0.0, "boolq": 0.5, "social_iqa": 1 / 3, "siqa": 1 / 3,
+    "commonsense_qa": 0.2, "mmlu_avg57": 0.25, "logiqa": 0.25, "wsc": 0.5,
     # the NLU test sets of the RoBERTa ladder (downstream.data.per_item; span tasks score 0)
     "abductive-nli": 0.5, "adversarial-nli": 1 / 3, "arc-challenge": 0.25, "arc-easy": 0.25,
     "arct": 0.5, "cb": 1 / 3, "commonsenseqa": 0.2, "copa": 0.5, "cosmosqa": 0.25,

@@ -108,8 +108,8 @@ def task_data(table: pd.DataFrame, task: str, *, metric: str = "acc",
               chance: float | None = None) -> TaskData:
     """Training data of one task from a ladder table (rows of ``runs`` only).
 
-    The intermediate loss is the task's own ``loss_metric`` (default ``bpb`` if present), else the
-    validation loss ``val_loss_task`` (default the first ``val/*`` task with metric ``loss``).
+    The intermediate loss is the task's own ``loss_metric`` (default ``bpb``, else ``nll``, if
+    present), else the validation loss ``val_loss_task`` (default the first ``val/*`` task with metric ``loss``).
     """
     if isinstance(runs, str):
         runs = [runs]
@@ -140,10 +140,12 @@ def task_data(table: pd.DataFrame, task: str, *, metric: str = "acc",
     val = None if vt is None else t[(t["task"] == vt) & (t["metric"] == "loss")][cols]
     val = None if val is None or val.empty else val.reset_index(drop=True)
     loss, kind = val, ("val_loss" if val is not None else None)
-    lm = loss_metric or ("bpb" if ((t["task"] == task) & (t["metric"] == "bpb")).any() else None)
+    own = set(t.loc[t["task"] == task, "metric"])
+    # the task's own loss: bits per byte of the gold answer, else its NLL
+    lm = loss_metric or next((m for m in ("bpb", "nll") if m in own), None)
     if lm is not None:
         loss = t[(t["task"] == task) & (t["metric"] == lm)][cols].reset_index(drop=True)
-        kind = "task_bpb" if lm == "bpb" else lm
+        kind = f"task_{lm}" if lm in ("bpb", "nll") else lm
     return TaskData(task=task, score=score[cols].reset_index(drop=True),
                     loss=None if loss is None or loss.empty else loss,
                     loss_kind=kind, chance=float(chance), val_loss=val)
