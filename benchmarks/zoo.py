@@ -27,14 +27,18 @@ covered) and mean width, width / MAE, and counts of pairs without a forecast, bo
 and default rows whose note does not say which rule chose the method. Pooled over the real
 ladders: geometric means of default / no-fit and default / best other, and the worst ladder.
 
-Writes ``results/zoo.csv`` (one row per ladder), ``results/zoo.md`` and ``results/zoo_rows.csv.gz``
-(every backtest row). Usage: ``python benchmarks/zoo.py [--bootstrap 100] [--only L ...]
-[--jobs 2]``.
+Writes ``results/zoo.csv`` (one row per ladder), ``results/zoo.md``, ``results/zoo_rows.csv.gz``
+(every backtest row), ``results/zoo_inner.csv.gz`` (the default methods' inner, rolling-origin
+forecasts) and ``results/zoo_prior.csv``: the prior extrapolation rate of
+``downstream.intervals.PRIOR_RATE``, the 90% quantile of |error| / max(d, 0.25)^0.6 over
+those inner forecasts on the real ladders, each ladder weighing the same (inner data only).
+Usage: ``python benchmarks/zoo.py [--bootstrap 100] [--only L ...] [--jobs 2]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import sys
 import time
@@ -162,16 +166,78 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_ladder(name: str, boot: int) -> tuple[pd.DataFrame, float]:
-    """One ladder's backtest rows and the CPU seconds they took (in this process)."""
+@contextlib.contextmanager
+def _recording(calls: list):
+    """Record every ``backtest_tasks`` call's items and default rows (the benchmark modules
+    import the function by name, so each module's binding is wrapped)."""
+    import backtests
+    import ladder_backtest
+    import per_item_backtests
+
+    import downstream.backtest as bt
+
+    real = bt.backtest_tasks
+
+    def wrapper(items, **kw):
+        items = list(items)
+        res = real(items, **kw)
+        calls.append((items, res[res["is_default"].astype(bool)]))
+        return res
+
+    mods = [bt, backtests, per_item_backtests, ladder_backtest, sys.modules[__name__]]
+    for m in mods:
+        m.backtest_tasks = wrapper
+    try:
+        yield
+    finally:
+        for m in mods:
+            m.backtest_tasks = real
+
+
+def inner_errors(calls: list) -> pd.DataFrame:
+    """The default method's inner (rolling-origin) forecasts of every task backtested (memoised
+    on the task data, so nothing is refitted)."""
+    from downstream.methods.rolling import rolling_origin_errors
+
+    parts = []
+    for items, dflt in calls:
+        pick = dict(zip(dflt["task"], dflt["method"]))
+        for data, _ in items:
+            if data.task in pick:
+                e = rolling_origin_errors(pick[data.task], data)
+                parts.append(e.assign(task=data.task, method=pick[data.task]))
+    cols = ["task", "method", "origin", "run", "distance", "error", "predicted", "actual"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+def run_ladder(name: str, boot: int) -> tuple[pd.DataFrame, float, pd.DataFrame]:
+    """One ladder's backtest rows, the CPU seconds they took (in this process) and the default
+    methods' inner forecasts."""
     from downstream._threads import one_blas_thread
 
     group, fn = LADDERS[name]
     c0 = _cpu()
-    with one_blas_thread():
+    calls: list = []
+    with one_blas_thread(), _recording(calls):
         res = fn(boot)
-    cols = [c for c in RESULT_COLUMNS + ["kind"] if c in res]
-    return res[cols].assign(ladder=name, group=group), _cpu() - c0
+    cpu = _cpu() - c0
+    cols = [c for c in [*RESULT_COLUMNS, "kind"] if c in res]
+    return res[cols].assign(ladder=name, group=group), cpu, inner_errors(calls).assign(ladder=name)
+
+
+def prior_rate(inner: pd.DataFrame, *, quantile: float = 0.9) -> dict:
+    """The zoo's prior extrapolation rate: the ``quantile`` of |error| / d^GROWTH over the
+    default methods' inner forecasts on the real ladders, each ladder weighing the same."""
+    from downstream.intervals import D_MIN, GROWTH
+
+    e = inner[inner["distance"] > 0]
+    r = (e["error"] / np.maximum(e["distance"], D_MIN) ** GROWTH).to_numpy(float)
+    w = 1.0 / e.groupby("ladder")["error"].transform("size").to_numpy(float)
+    order = np.argsort(r)
+    cw = np.cumsum(w[order]) / w.sum()
+    q = float(r[order][np.searchsorted(cw, quantile)]) if len(r) else float("nan")
+    return {"prior_rate": q, "quantile": quantile, "growth": GROWTH, "inner_forecasts": len(r),
+            "ladders": int(e["ladder"].nunique())}
 
 
 #: a default row's note must name the rule that chose the method (see downstream.methods.defaults)
@@ -226,6 +292,11 @@ def ladder_row(res: pd.DataFrame) -> dict:
     if has.any():
         out["width90"] = 100 * float((d.loc[has, "hi90"] - d.loc[has, "lo90"]).mean())
         out["width_over_mae"] = out["width90"] / max(out["default_mae"], 1e-9)
+    # the narrowest constant-width interval that would cover 85% of these errors, chosen with
+    # the held-out answers in hand: a floor no honest interval of constant width goes below
+    e = ok["abs_error"].to_numpy(float)
+    if len(e) and e.mean() > 0:
+        out["oracle_width_over_mae"] = float(2 * np.quantile(e, 0.85) / e.mean())
     return out
 
 
@@ -247,13 +318,16 @@ def pooled(table: pd.DataFrame) -> dict:
 def write_md(table: pd.DataFrame, pool: dict, path: Path) -> None:
     cols = ["ladder", "group", "pairs", "default", "default_mae", "no_fit_mae", "ratio_no_fit",
             "best_other", "best_other_mae", "ratio_best", "coverage90", "width90",
-            "width_over_mae", "no_forecast", "out_of_range", "no_rule_note", "cpu_s"]
+            "width_over_mae", "oracle_width_over_mae", "no_forecast", "out_of_range",
+            "no_rule_note", "cpu_s"]
     t = table[[c for c in cols if c in table]].copy()
     lines = ["# The ladder zoo (regenerate: `python benchmarks/zoo.py`)", "",
              "Every shared ladder at once; MAE in points over held-out (target, task) pairs; "
              "`ratio_no_fit` = default MAE / no-fit MAE and `ratio_best` = default MAE / the best "
              "other method's MAE on the same pairs (< 1: the default wins); coverage of the 90% "
              "interval counts a pair without an interval as not covered; width in points. "
+             "`oracle_width_over_mae`: the narrowest constant-width interval covering 85% of the "
+             "default's held-out errors, chosen knowing them (a floor for `width_over_mae`); "
              "`no_forecast`: default rows without a number; `out_of_range`: forecasts or bounds "
              "(any method) outside 0-1; `no_rule_note`: default rows whose note does not say which "
              "rule chose the method. Stress tables are SIMULATED and left out of the pooled line.",
@@ -279,9 +353,10 @@ def main() -> None:
     w0 = time.time()
     done = Parallel(n_jobs=a.jobs, backend="loky", verbose=0)(
         delayed(run_ladder)(n, a.bootstrap) for n in order)
-    rows, table = [], []
-    for name, (res, cpu) in zip(order, done):
+    rows, table, inner = [], [], []
+    for name, (res, cpu, inn) in zip(order, done):
         rows.append(res)
+        inner.append(inn.assign(group=LADDERS[name][0]))
         table.append({**ladder_row(res), "cpu_s": round(cpu, 1)})
         print(f"{name}: {cpu:.0f} CPU s", flush=True)
     out = Path(a.out)
@@ -294,6 +369,14 @@ def main() -> None:
             [n for n in LADDERS if n in set(table_df["ladder"])]).reset_index()
         oldrows = pd.read_csv(out / "zoo_rows.csv.gz")
         allrows = pd.concat([oldrows[~oldrows["ladder"].isin(names)], allrows], ignore_index=True)
+    allinner = pd.concat(inner, ignore_index=True)
+    if a.only and (out / "zoo_inner.csv.gz").exists():
+        old_in = pd.read_csv(out / "zoo_inner.csv.gz")
+        allinner = pd.concat([old_in[~old_in["ladder"].isin(names)], allinner], ignore_index=True)
+    allinner.round(6).to_csv(out / "zoo_inner.csv.gz", index=False)
+    prior = prior_rate(allinner[allinner["group"] != "stress"])
+    pd.DataFrame([prior]).to_csv(out / "zoo_prior.csv", index=False)
+    print("prior:", prior)
     allrows.round(6).to_csv(out / "zoo_rows.csv.gz", index=False)
     table_df.round(4).to_csv(out / "zoo.csv", index=False)
     pool = pooled(table_df)

@@ -58,8 +58,8 @@ _EXPORTS = {
     "TaskData": "methods.data", "task_data": "methods.data", "store_task_data": "methods.data",
     "store_targets": "methods.data", "final_targets": "methods.data", "METHODS": "methods.base",
     "Method": "methods.base", "register": "methods.base", "make_method": "methods.base",
-    "default_method": "methods.defaults", "RollingOriginInterval": "methods.rolling",
-    "RollingOriginSelect": "methods.rolling",
+    "default_method": "methods.defaults", "default_choices": "methods.defaults",
+    "flat_guard": "methods.guard", "RollingOriginSelect": "methods.rolling",
     # backtest / forecast
     "backtest_task": "backtest", "backtest_table": "backtest", "backtest_store": "backtest",
     "split_holdout": "backtest", "summarize": "backtest", "forecast_task": "forecast",

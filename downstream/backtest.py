@@ -56,22 +56,30 @@ def split_holdout(table: pd.DataFrame, rule: str) -> tuple[list[str], list[str]]
 def backtest_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], *, protocol: str = "",
                    methods: Sequence[str] | None = None, n_bootstrap: int = 200,
                    random_state: int = 0, calibrate: bool = True,
-                   progress: bool = False) -> pd.DataFrame:
+                   progress: bool = False, context: Sequence[TaskData] = ()) -> pd.DataFrame:
     """Fit every method on each task of one ladder and forecast its held-out targets (columns
     target, params, tokens, flops, actual). Scores are fractions (0-1). Methods that cannot run
     are listed with the reason in ``note`` and NaN forecasts.
 
     ``methods`` defaults to every registered method listed for the data's kind
     (:func:`~downstream.methods.base.methods_for`); ``is_default`` marks the documented default
-    (:func:`~downstream.methods.defaults.default_methods`, one choice for the ladder's tasks).
-    ``calibrate`` widens each method's interval by its rolling-origin extrapolation error pooled
-    over the tasks (:func:`downstream.forecast.predict_tasks`); the bootstrap-only interval is
-    kept in ``lo90_boot``/``hi90_boot``/``covered_boot``."""
+    (:func:`~downstream.methods.defaults.default_choices`, one choice for the ladder's tasks and
+    those in ``context``; its row's note starts with the rule). ``calibrate`` sets each
+    method's interval by :mod:`downstream.intervals` (its rolling-origin error pooled over the
+    tasks); the bootstrap-only interval is kept in ``lo90_boot``/``hi90_boot``/
+    ``covered_boot``."""
     _check_n_bootstrap(n_bootstrap)
-    preds, defaults = predict_tasks(
-        items, lambda d, dflt: list(methods) if methods else methods_for(d),
-        n_bootstrap=n_bootstrap, random_state=random_state, calibrate=calibrate,
-        progress=progress)
+
+    def names(d: TaskData, dflt: dict[str, str]) -> list[str]:
+        if methods:
+            return list(methods)
+        listed = methods_for(d)
+        return [*listed, dflt[d.task]] if dflt.get(d.task, listed[0]) not in listed else listed
+
+    preds, choices = predict_tasks(items, names, n_bootstrap=n_bootstrap,
+                                   random_state=random_state, calibrate=calibrate,
+                                   progress=progress, context=context)
+    defaults = {t: c.method for t, c in choices.items()}
     rows = []
     for (data, targets), per in zip(items, preds):
         tg = targets.reset_index(drop=True)
@@ -112,40 +120,50 @@ def backtest_table(table: pd.DataFrame, *, holdout: str, tasks: Sequence[str] | 
                    min_step: int | None = None, protocol: str = "backtest",
                    n_bootstrap: int = 200, progress: bool = False,
                    calibrate: bool = True) -> pd.DataFrame:
-    """Backtest every task of a ladder table with a hold-out rule (see :func:`split_holdout`)."""
+    """Backtest the tasks of a ladder table (default all) with a hold-out rule (see
+    :func:`split_holdout`); every task of the table takes part in the default choice and the
+    interval calibration."""
     train, held = split_holdout(table, holdout)
-    tasks = list(tasks or sorted(table.loc[(table["metric"] == metric)
-                                           & ~table["task"].str.startswith("val/"), "task"].unique()))
-    items = [(task_data(table, task, metric=metric, runs=train, min_step=min_step),
-              final_targets(table, held, task, metric=metric))
-             for task in _progress(tasks, "load", progress)]
+    every = sorted(table.loc[(table["metric"] == metric)
+                             & ~table["task"].str.startswith("val/"), "task"].unique())
+    tasks = list(tasks or every)
+    datas = {t: task_data(table, t, metric=metric, runs=train, min_step=min_step)
+             for t in _progress(dict.fromkeys([*tasks, *every]), "load", progress)}
+    items = [(datas[t], final_targets(table, held, t, metric=metric)) for t in tasks]
     return backtest_tasks(items, protocol=protocol, methods=methods, n_bootstrap=n_bootstrap,
-                          calibrate=calibrate, progress=progress)
+                          calibrate=calibrate, progress=progress,
+                          context=[d for t, d in datas.items() if t not in tasks])
 
 
 def backtest_store(store: Any, *, holdout: str, tasks: Sequence[str] | None = None,
                    methods: Sequence[str] | None = None, protocol: str = "backtest",
                    n_bootstrap: int = 200, progress: bool = False,
                    calibrate: bool = True) -> pd.DataFrame:
-    """Backtest every task of a per-item store: runs matched by ``holdout`` (a rule on the
-    store's run-level columns run, params, params_nonembed, tokens, flops, step) are held out and
-    their final checkpoints forecast from the other runs."""
+    """Backtest the tasks of a per-item store (default all): runs matched by ``holdout`` (a rule
+    on the store's run-level columns run, params, params_nonembed, tokens, flops, step) are held
+    out and their final checkpoints forecast from the other runs; every task of the store takes
+    part in the interval calibration."""
     from .data.store import Store
 
     st = store if isinstance(store, Store) else Store(store)
     files = st.list()
-    tasks = list(tasks or sorted(files["task"].unique()))
+    every = sorted(files["task"].unique())
+    tasks = list(tasks or every)
     runs = files.groupby("run").agg(params=("params", "max"),
                                     params_nonembed=("params_nonembed", "max"),
                                     tokens=("tokens", "max"), flops=("flops", "max"),
                                     step=("step", "max")).reset_index()
     train, held = split_holdout(runs, holdout)
-    items = []
-    for task in _progress(tasks, "load", progress):
+    items, context = [], []
+    for task in _progress(dict.fromkeys([*tasks, *every]), "load", progress):
         recs = st.load(tasks=[task], with_derived=True)
-        items.append((store_task_data(recs, runs=train), store_targets(recs, held)))
+        data = store_task_data(recs, runs=train)
+        if task in tasks:
+            items.append((data, store_targets(recs, held)))
+        else:
+            context.append(data)
     res = backtest_tasks(items, protocol=protocol, methods=methods, n_bootstrap=n_bootstrap,
-                         calibrate=calibrate, progress=progress)
+                         calibrate=calibrate, progress=progress, context=context)
     return with_kind(res)
 
 

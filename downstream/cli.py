@@ -31,7 +31,7 @@ log = logging.getLogger("downstream")
 #: the registered methods (kept here so ``--help`` does not import the fitting stack; a test
 #: checks it against the registry)
 METHOD_NAMES = ("no_fit", "direct_sigmoid", "direct_sigmoid_ceil1", "direct_mean", "log_linear",
-                "gadre_exp",
+                "linear_logc", "ensemble", "gadre_exp",
                 "two_step", "two_step_val", "chain_direct_mean", "cod_groups", "ro_select",
                 "two_step_clusters", "cod", "per_item_chain", "passuntil_instance",
                 "passuntil_dataset", "pass_rate_items")

@@ -29,12 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import intervals
 from ._threads import one_blas_thread
 from .errors import DataError, OptionError
 from .methods.base import METHODS, Method, make_method
 from .methods.data import TaskData, store_task_data, task_data
-from .methods.defaults import default_methods, no_signal
-from .methods.rolling import distances, error_rate, rolling_origin_errors, widen
+from .methods.defaults import DefaultChoice, default_choices
+from .methods.guard import Guard, flat_guard, score_noise
+from .methods.rolling import rolling_origin_errors
 
 __all__ = ["forecast_task", "forecast_tasks", "forecast_table", "forecast_store", "predict_tasks",
            "run_method", "validate_targets", "FORECAST_COLUMNS"]
@@ -45,8 +47,6 @@ FORECAST_COLUMNS = ["task", "target", "method", "forecast", "lo90", "hi90", "use
 
 #: the farthest a forecast may reach beyond the largest training model (decades of compute)
 MAX_DECADES = 6.0
-#: fewest training runs a run-level interval is estimated from
-MIN_RUNS_FOR_INTERVAL = 4
 
 
 def validate_targets(targets: pd.DataFrame) -> pd.DataFrame:
@@ -94,33 +94,26 @@ def _check_reach(data: TaskData, targets: pd.DataFrame) -> None:
                         f"{MAX_DECADES:g} decades")
 
 
-def _at_chance_top(data: TaskData) -> float:
-    """Upper end of the 'at chance' interval: the best small model plus 3 points of noise."""
-    best = float(data.score.sort_values("step").groupby("run").tail(3)["value"].max())
-    return max(best, data.chance) + 0.03
-
-
 def _rows(n: int, predicted: Any, lo: Any, hi: Any, note: str) -> pd.DataFrame:
     return pd.DataFrame({"predicted": predicted, "lo90": lo, "hi90": hi, "note": note},
                         index=range(n))
 
 
 def run_method(name: str, m: Method, data: TaskData, targets: pd.DataFrame, *,
-               guard: str | None = None) -> pd.DataFrame:
+               guard: Guard | None = None) -> pd.DataFrame:
     """Fit ``m`` on ``data`` and forecast ``targets``, never raising: a method that cannot run
-    or fails gives NaN rows with the reason in ``note``; ``guard`` (the no-signal reason) answers
-    chance for the methods that extrapolate the aggregate score (``guarded``). Columns
-    predicted, lo90, hi90, note, lo90_boot, hi90_boot (the interval before rolling-origin
-    widening)."""
+    or fails gives NaN rows with the reason in ``note``; ``guard`` (the flat / no-signal guard's
+    decision) answers for the methods that extrapolate the aggregate score (``guarded``).
+    Columns predicted, lo90, hi90, note, lo90_boot, hi90_boot (the bootstrap interval, clipped to
+    0-1) and status (ok, guard, failed, unavailable)."""
     n = len(targets)
     why = m.unavailable(data)
     if why is None and not np.isfinite(data.score["value"].to_numpy(float)).any():
         why = (f"the task holds no scores to forecast (output type {data.output_type or 'unknown'}"
                ": losses only)")
-    n_runs = data.score["run"].nunique() if len(data.score) else 0
     cls = METHODS.get(name)
     if why is None and guard is not None and getattr(cls, "guarded", name != "no_fit"):
-        pred = _rows(n, data.chance, data.chance, float(_at_chance_top(data)), guard)
+        pred = _rows(n, guard.level, guard.lo, guard.hi, guard.reason)
         status = "guard"
     elif why is None:
         try:
@@ -129,46 +122,15 @@ def run_method(name: str, m: Method, data: TaskData, targets: pd.DataFrame, *,
         except OptionError:
             raise  # a wrong option is the caller's error, not the method's
         except Exception as exc:  # a method failing must not sink the whole table
-            log.warning("%s on %s failed: %s", name, data.task, exc)
+            log.warning("%s on task %s failed: %s", name, data.task, exc)
             pred = _rows(n, np.nan, np.nan, np.nan, f"failed: {exc}")
             status = "failed"
     else:
         pred = _rows(n, np.nan, np.nan, np.nan, f"cannot run: {why}")
         status = "unavailable"
-    for c in ("lo90", "hi90"):
-        if c + "_boot" not in pred:
-            pred[c + "_boot"] = pred[c]
-    p, lo, hi = (pred[c].to_numpy(float) for c in ("predicted", "lo90_boot", "hi90_boot"))
-    with np.errstate(invalid="ignore"):
-        outside = np.isfinite(p) & np.isfinite(lo) & np.isfinite(hi) & ((p < lo - 1e-9)
-                                                                        | (p > hi + 1e-9))
-    if outside.any():  # the refits disagree with the fit: its parameters are not pinned down
-        flag = "the forecast lies outside its own bootstrap interval (fit not pinned down)"
-        pred["note"] = pred["note"].astype(object)
-        pred.loc[outside, "note"] = [f"{n}; {flag}" if n else flag
-                                     for n in pred.loc[outside, "note"]]
-    pred = _honest_intervals(pred.reset_index(drop=True), n_runs)
+    pred = intervals.flag_outside_bootstrap(intervals.clip_bootstrap(pred.reset_index(drop=True)))
+    pred["note"] = pred["note"].astype(object)
     pred["status"] = status
-    return pred
-
-
-def _honest_intervals(pred: pd.DataFrame, n_runs: int) -> pd.DataFrame:
-    """No interval rather than a zero-width one or one from too few runs; the note says why."""
-    lo, hi, p = (pred[c].to_numpy(float) for c in ("lo90", "hi90", "predicted"))
-    has = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(p)
-    why = None
-    if has.any() and n_runs < MIN_RUNS_FOR_INTERVAL:
-        why = f"no interval: {n_runs} training runs (an interval needs >= {MIN_RUNS_FOR_INTERVAL})"
-        drop = has
-    else:
-        drop = has & (hi - lo < 1e-9)
-        if drop.any():
-            why = "no interval: zero width (no spread in the bootstrap or the inner errors)"
-    if drop.any():
-        pred = pred.copy()
-        for c in ("lo90", "hi90", "lo90_boot", "hi90_boot"):
-            pred.loc[drop, c] = np.nan
-        pred.loc[drop, "note"] = [f"{n}; {why}" if n else why for n in pred.loc[drop, "note"]]
     return pred
 
 
@@ -183,60 +145,91 @@ def _used(data: TaskData, name: str) -> str:
 
 def predict_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], names_for: Callable, *,
                   n_bootstrap: int = 200, random_state: int = 0, calibrate: bool = True,
-                  progress: bool = False) -> tuple[list[dict[str, pd.DataFrame]], dict[str, str]]:
+                  progress: bool = False, context: Sequence[TaskData] = ()
+                  ) -> tuple[list[dict[str, pd.DataFrame]], dict[str, DefaultChoice]]:
     """Forecast the targets of several tasks of one ladder with several methods each.
 
     ``names_for(data, defaults)`` gives the methods of a task (``defaults``: task -> the
-    documented default). With ``calibrate``, every method's bootstrap interval is widened by its
-    rolling-origin extrapolation error **pooled over the tasks**: ``rate = quantile_0.9(|e| /
-    d^GROWTH)`` over every inner forecast of every task, half-width ``rate * d_target^GROWTH``
-    (:func:`downstream.methods.rolling.widen`). ``progress`` shows a bar over the tasks' fits.
+    documented default's name). ``context``: the ladder's other tasks, which take part in the
+    default choice and the pooled interval calibration but are not forecast (so a task's answer
+    does not depend on which other tasks were named). The default rows' ``note`` starts with the
+    rule that chose the method; with ``calibrate`` every interval goes through
+    :func:`downstream.intervals.calibrate` with each method's rolling-origin rate pooled over
+    all the ladder's tasks, else :func:`downstream.intervals.honest_bootstrap`. ``progress``
+    shows a bar over the tasks' fits.
 
     Returns
     -------
     (per task: method -> frame with predicted, lo90, hi90, note, lo90_boot, hi90_boot, status;
-    the defaults)
+    task -> the default choice)
     """
-    datas = [d for d, _ in items]
+    named = {d.task for d, _ in items}
+    datas = [d for d, _ in items] + [d for d in context if d.task not in named]
     cache: dict[tuple[str, str], pd.DataFrame] = {}
     out: list[dict[str, pd.DataFrame]] = []
-    pooled: dict[str, list[pd.DataFrame]] = {}
+    own_errors: dict[tuple[str, str], pd.DataFrame] = {}
     with one_blas_thread():
-        defaults = default_methods(datas, errors=cache)
+        choices = default_choices(datas, errors=cache)
+        defaults = {t: c.method for t, c in choices.items()}
         for data, targets in _progress(items, "fit", progress):
-            guard = no_signal(data)
+            guard = flat_guard(data)
             per: dict[str, pd.DataFrame] = {}
             for name in names_for(data, defaults):
-                kw = {"widen": False} if getattr(METHODS.get(name), "calibrated", False) else {}
-                m = make_method(name, n_bootstrap=n_bootstrap, random_state=random_state, **kw)
+                m = make_method(name, n_bootstrap=n_bootstrap, random_state=random_state)
                 pred = run_method(name, m, data, targets, guard=guard)
-                if calibrate and (pred["status"] == "ok").all():
-                    key = (data.task, name)
-                    if key not in cache:
-                        own = getattr(m, "errors_", None) if kw else None
-                        cache[key] = own if own is not None else rolling_origin_errors(
-                            name, data, random_state=random_state)
-                    pooled.setdefault(name, []).append(cache[key])
+                chosen_errors = getattr(m, "errors_", None)
+                if chosen_errors is not None:  # ro_select: the chosen method's inner errors
+                    own_errors[(data.task, name)] = chosen_errors
+                if name == defaults.get(data.task):
+                    rule = choices[data.task].rule
+                    pred["note"] = [f"{rule}; {n}" if n else rule for n in pred["note"]]
                 per[name] = pred
             out.append(per)
-        if calibrate:
-            rates = {n: error_rate(pd.concat(e, ignore_index=True)) for n, e in pooled.items()}
-            for (data, targets), per in zip(items, out):
-                d = distances(data, targets)
-                for name, pred in per.items():
-                    few = pred["note"].str.contains("training runs (an interval", regex=False)
-                    if (pred["status"] == "ok").all() and not few.any():
-                        per[name] = _honest_intervals(widen(pred, rates.get(name, np.nan), d),
-                                                      data.score["run"].nunique())
-    return out, defaults
+        for (data, targets), per in zip(items, out):
+            for name, pred in per.items():
+                live = pred["status"].isin(["ok", "guard"]).to_numpy()
+                if not calibrate or not live.any():
+                    per[name] = intervals.honest_bootstrap(pred, data.score["run"].nunique()) \
+                        if live.any() else pred
+                    continue
+                rate, n_inner = _pooled_rate(name, datas, cache, own_errors, random_state)
+                d = intervals.distances(float(data.score["flops"].max()), targets["flops"])
+                per[name] = intervals.calibrate(pred, rate=rate, n_inner=n_inner, distance=d,
+                                                sigma=score_noise(data.score))
+    return out, choices
+
+
+def _pooled_rate(name: str, datas: Sequence[TaskData], cache: dict, own: dict,
+                 random_state: int) -> tuple[float, int]:
+    """A method's rolling-origin error rate pooled over every task of the ladder (memoised in
+    ``cache`` by (task, method))."""
+    key = ("__rate__", name)
+    if key not in cache:
+        parts = []
+        for d in datas:
+            k = (d.task, name)
+            if k in own:
+                parts.append(own[k])
+                continue
+            cls = METHODS.get(name)
+            if cls is None or make_method(name).unavailable(d) is not None:
+                continue
+            if k not in cache:
+                cache[k] = rolling_origin_errors(name, d, random_state=random_state)
+            parts.append(cache[k])
+        parts = [p for p in parts if len(p)]
+        cache[key] = intervals.error_rate(pd.concat(parts, ignore_index=True) if parts else None)
+    return cache[key]
 
 
 def forecast_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], *,
                    methods: Sequence[str] | None = None, n_bootstrap: int = 200,
-                   calibrate: bool = True, progress: bool = False) -> pd.DataFrame:
+                   calibrate: bool = True, progress: bool = False,
+                   context: Sequence[TaskData] = ()) -> pd.DataFrame:
     """Forecast the targets of several tasks of one ladder (``methods``: default = the
-    documented rule per task, :func:`~downstream.methods.defaults.default_methods`); intervals
-    calibrated over the tasks together (see :func:`predict_tasks`)."""
+    documented rule per task, :func:`~downstream.methods.defaults.default_choices`); the default
+    choice and the interval calibration pool the tasks with the ladder's other tasks in
+    ``context`` (see :func:`predict_tasks`)."""
     _check_n_bootstrap(n_bootstrap)
     checked = []
     for data, targets in items:
@@ -245,7 +238,7 @@ def forecast_tasks(items: Sequence[tuple[TaskData, pd.DataFrame]], *,
         checked.append((data, t))
     preds, _ = predict_tasks(
         checked, lambda d, dflt: list(methods) if methods else [dflt[d.task]],
-        n_bootstrap=n_bootstrap, calibrate=calibrate, progress=progress)
+        n_bootstrap=n_bootstrap, calibrate=calibrate, progress=progress, context=context)
     rows = []
     for (data, targets), per in zip(checked, preds):
         for name, pred in per.items():
@@ -290,26 +283,33 @@ def forecast_table(table: pd.DataFrame, targets: pd.DataFrame, *,
                    methods: Sequence[str] | None = None, min_step: int | None = None,
                    n_bootstrap: int = 200, calibrate: bool = True,
                    progress: bool = False) -> pd.DataFrame:
-    """Forecast every task of a ladder table (``methods``: default = the documented rule)."""
-    tasks = list(tasks or sorted(table.loc[(table["metric"] == metric)
-                                           & ~table["task"].str.startswith("val/"), "task"].unique()))
-    items = [(task_data(table, t, metric=metric, min_step=min_step), targets)
-             for t in _progress(tasks, "load", progress)]
-    return forecast_tasks(items, methods=methods, n_bootstrap=n_bootstrap, calibrate=calibrate,
-                          progress=progress)
+    """Forecast the tasks of a ladder table (default all; ``methods``: default = the documented
+    rule). Every task of the table with ``metric`` takes part in the default choice and the
+    interval calibration, so a task's forecast does not depend on which others are named."""
+    every = sorted(table.loc[(table["metric"] == metric)
+                             & ~table["task"].str.startswith("val/"), "task"].unique())
+    tasks = list(tasks or every)
+    datas = {t: task_data(table, t, metric=metric, min_step=min_step)
+             for t in _progress(dict.fromkeys([*tasks, *every]), "load", progress)}
+    return forecast_tasks([(datas[t], targets) for t in tasks], methods=methods,
+                          n_bootstrap=n_bootstrap, calibrate=calibrate, progress=progress,
+                          context=[d for t, d in datas.items() if t not in tasks])
 
 
 def forecast_store(store: Any, targets: pd.DataFrame, *, tasks: Sequence[str] | None = None,
                    methods: Sequence[str] | None = None, runs: Sequence[str] | None = None,
                    n_bootstrap: int = 200, calibrate: bool = True,
                    progress: bool = False) -> pd.DataFrame:
-    """Forecast every task of a per-item store (a :class:`~downstream.data.store.Store` or its
-    folder); ``runs`` restricts the models fitted on (default all)."""
+    """Forecast the tasks of a per-item store (a :class:`~downstream.data.store.Store` or its
+    folder; default every task); ``runs`` restricts the models fitted on (default all). Every
+    task of the store takes part in the interval calibration."""
     from .data.store import Store
 
     st = store if isinstance(store, Store) else Store(store)
-    tasks = list(tasks or sorted(st.list()["task"].unique()))
-    items = [(store_task_data(st.load(tasks=[t], with_derived=True), runs=runs), targets)
-             for t in _progress(tasks, "load", progress)]
-    return forecast_tasks(items, methods=methods, n_bootstrap=n_bootstrap, calibrate=calibrate,
-                          progress=progress)
+    every = sorted(st.list()["task"].unique())
+    tasks = list(tasks or every)
+    datas = {t: store_task_data(st.load(tasks=[t], with_derived=True), runs=runs)
+             for t in _progress(dict.fromkeys([*tasks, *every]), "load", progress)}
+    return forecast_tasks([(datas[t], targets) for t in tasks], methods=methods,
+                          n_bootstrap=n_bootstrap, calibrate=calibrate, progress=progress,
+                          context=[d for t, d in datas.items() if t not in tasks])

@@ -81,7 +81,7 @@ def test_store_forecast_backtest_and_ladder_table_run_on_real_pass_counts(gsm8k_
                "params=2.4e10,tokens=3e11,name=x", "--format", "json", "-q"])
     assert rc == 0
     rows = json.loads(capsys.readouterr().out)
-    assert rows[0]["method"] == "passuntil_dataset"  # generative store: the documented default
+    assert rows[0]["method"] == "ensemble"  # the documented default: an aggregate law
     assert 0 < rows[0]["forecast"] < 1 and rows[0]["lo90"] <= rows[0]["forecast"] <= rows[0]["hi90"]
 
     out = tmp_path / "bt.csv"
@@ -92,7 +92,10 @@ def test_store_forecast_backtest_and_ladder_table_run_on_real_pass_counts(gsm8k_
     assert set(bt["kind"]) == {"item", "aggregate"}
     assert set(bt["target"].str.split("/").str[0]) == {"pythia-2.8b", "pythia-6.9b", "pythia-12b"}
     default = bt[bt["is_default"]]
-    assert (default["method"] == "passuntil_dataset").all() and default["predicted"].notna().all()
+    assert (default["method"] == "ensemble").all() and default["predicted"].notna().all()
+    assert default["note"].str.startswith("default: ensemble").all()
+    # passuntil_dataset fits the mean pass rate per size: an aggregate method, labelled so
+    assert (bt.loc[bt["method"] == "passuntil_dataset", "kind"] == "aggregate").all()
     # a method that cannot run on pass counts gives rows with the reason, not a traceback
     assert bt.loc[bt["method"] == "per_item_chain", "note"].str.contains("cannot run").all()
 
@@ -120,7 +123,7 @@ def test_a_store_of_zero_one_correctness_forecasts_with_its_documented_default(s
                "--format", "json", "-q"])
     assert rc == 0
     row = json.loads(capsys.readouterr().out)[0]
-    assert row["method"] in {"cod", "direct_mean"} and 0 <= row["forecast"] <= 1
+    assert row["method"] == "ensemble" and 0 <= row["forecast"] <= 1
     rc = main(["forecast", "--store", str(st), "--target", "params=3.55e8,tokens=3e10,name=large",
                "--method", "per_item_chain", "--format", "json", "-q"])
     row = json.loads(capsys.readouterr().out)[0]

@@ -325,14 +325,20 @@ def test_no_bootstrap_gives_no_interval_and_says_so_and_a_negative_one_is_refuse
 
 
 @pytest.mark.parametrize("n_runs, flat", [(3, False), (5, True)])
-def test_too_few_runs_or_identical_values_give_no_interval_rather_than_a_zero_width_one(n_runs, flat):
+def test_too_few_runs_or_identical_values_never_give_a_zero_width_interval(n_runs, flat):
     tg = pd.DataFrame({"target": ["x"], "flops": [1e23]})
-    out = forecast_task(_data(n_runs, flat), tg, method="no_fit" if flat else "direct_sigmoid",
-                        n_bootstrap=20)
+    method = "no_fit" if flat else "direct_sigmoid"
+    out = forecast_task(_data(n_runs, flat), tg, method=method, n_bootstrap=20)
     lo, hi = out["lo90"][0], out["hi90"][0]
-    assert not (np.isfinite(lo) and np.isfinite(hi) and hi - lo < 1e-9)
-    if n_runs < 4:
-        assert "no interval" in out["note"][0]
+    # calibrated (the default): an interval from the zoo's prior where the ladder has no inner
+    # forecast, said in the note, never of zero width, inside 0-1
+    assert np.isfinite(lo) and np.isfinite(hi) and hi - lo > 0.01 and 0 <= lo <= hi <= 1
+    assert "zoo's prior rate" in out["note"][0]
+    # the bootstrap alone: dropped from too few runs or at zero width, and the note says why
+    boot = forecast_task(_data(n_runs, flat), tg, method=method, n_bootstrap=20,
+                         calibrate=False)
+    assert np.isnan(boot["lo90"][0]) and np.isnan(boot["hi90"][0])
+    assert "no interval" in boot["note"][0]
 
 
 # --------------------------------------------------------------------------- library arguments

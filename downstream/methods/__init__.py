@@ -6,21 +6,23 @@
   (per-item), or in a file of your own.
 * :mod:`~downstream.methods.data` — :class:`TaskData`, what a method is fitted on, from a ladder
   table (:func:`task_data`) or a per-item store (:func:`store_task_data`).
-* :mod:`~downstream.methods.defaults` — the documented default per data kind
-  (:func:`default_method`) and the no-signal guard.
-* :mod:`~downstream.methods.rolling` — rolling-origin intervals and selection.
+* :mod:`~downstream.methods.defaults` — the documented default, chosen on evidence
+  (:func:`default_choices`).
+* :mod:`~downstream.methods.guard` — the flat / no-signal guard (:func:`flat_guard`).
+* :mod:`~downstream.methods.rolling` — rolling-origin evidence and selection.
 """
 
 from .base import METHODS, BaseMethod, Method, make_method, methods_for, register, result_frame
 from .data import TaskData, final_targets, run_finals, store_targets, store_task_data, subset_runs, task_data
-from .defaults import default_method, default_store_method, no_signal
+from .defaults import DefaultChoice, default_choices, default_method, default_methods
+from .guard import Guard, flat_guard
 from .items import cod_keeps_a_cluster
-from .rolling import RollingOriginInterval, RollingOriginSelect, rolling_origin_errors
-from .table import CODGroups, DirectSigmoid, GadreExp, NoFit, TwoStep
+from .rolling import RollingOriginSelect, rolling_origin_errors
+from .table import CODGroups, DirectSigmoid, Ensemble, GadreExp, LinearLogC, NoFit, TwoStep
 
 __all__ = ["METHODS", "BaseMethod", "Method", "make_method", "methods_for", "register",
            "result_frame", "TaskData", "task_data", "store_task_data", "final_targets",
-           "store_targets", "subset_runs", "run_finals", "default_method",
-           "default_store_method", "no_signal", "cod_keeps_a_cluster", "RollingOriginInterval",
+           "store_targets", "subset_runs", "run_finals", "default_method", "default_methods",
+           "default_choices", "DefaultChoice", "flat_guard", "Guard", "cod_keeps_a_cluster",
            "RollingOriginSelect", "rolling_origin_errors", "NoFit", "DirectSigmoid", "GadreExp",
-           "TwoStep", "CODGroups"]
+           "TwoStep", "CODGroups", "Ensemble", "LinearLogC"]

@@ -141,12 +141,24 @@ class BaseMethod:
     kind: ClassVar[str] = "aggregate"
     #: target columns the method's law is written in (a target lacking one gets NaN and a note)
     target_needs: tuple[str, ...] = ("flops",)
+    #: whether ``anchor_level=None`` means anchored (see :meth:`fit`); None: the method has no level to
+    #: anchor (``no_fit``, per-item methods)
+    anchor_default: ClassVar[bool | None] = None
     _options: ClassVar[dict] = {"n_bootstrap": Interval(int, 0, None),
-                                "random_state": Interval(int, 0, None)}
+                                "random_state": Interval(int, 0, None),
+                                "anchor_level": (None, True, False)}
 
-    def __init__(self, *, n_bootstrap: int = 200, random_state: int = 0) -> None:
+    def __init__(self, *, n_bootstrap: int = 200, random_state: int = 0,
+                 anchor_level: bool | None = None) -> None:
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
+        self.anchor_level = anchor_level
+
+    @property
+    def anchored(self) -> bool:
+        """Whether forecasts are anchored at the recent level (``anchor_level``, else the
+        class's ``anchor_default``)."""
+        return bool(self.anchor_level if self.anchor_level is not None else self.anchor_default)
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
@@ -174,14 +186,45 @@ class BaseMethod:
         if why is not None:
             raise OptionError(f"method {self.name!r} cannot run on task {data.task!r}: {why}")
         self._fit(data)
+        self.offset_ = 0.0
+        if self.anchored and self.anchor_default is not None:
+            self._anchor(data)
         self.fitted_ = True
         memo[key] = dict(self.__dict__)
         return self
+
+    def _anchor(self, data: TaskData) -> None:
+        """Level anchoring: the law's forecasts are shifted by the gap between the recent level
+        (the mean of the last 3 checkpoints of the run with the most compute, what ``no_fit``
+        answers) and the law's own value there. The law then sets the *change* beyond the
+        ladder, the data the level it starts from; a law whose shape misses the top of the
+        ladder no longer carries that miss to every target."""
+        from .data import run_finals
+
+        fin = run_finals(data.score, k=3)
+        fin = fin[np.isfinite(fin["flops"])]
+        if fin.empty:
+            return
+        top = fin.sort_values(["flops", "params"]).iloc[-1]
+        at = self._predict(pd.DataFrame({"params": [top["params"]], "tokens": [top["tokens"]],
+                                         "flops": [top["flops"]]}))["predicted"].iloc[0]
+        self.level_ = float(top["value"])
+        if np.isfinite(at):
+            self.offset_ = self.level_ - float(at)
+            self.anchor_run_ = str(top["run"])
 
     def predict(self, targets: pd.DataFrame) -> pd.DataFrame:
         """Forecast ``targets`` (columns params, tokens, flops): predicted, lo90, hi90, note."""
         check_fitted(self, ["fitted_"])
         out = self._predict(targets)
+        off = getattr(self, "offset_", 0.0)
+        if off:
+            out = out.copy()
+            for c in ("predicted", "lo90", "hi90"):
+                out[c] = np.clip(out[c].to_numpy(float) + off, 0.0, 1.0)
+            tag = f"level anchored at {self.anchor_run_} ({100 * off:+.2f} points)"
+            out["note"] = [f"{n}; {tag}" if n else tag for n in out["note"].astype(str)]
+        out = self._postprocess(out, targets)
         lacking = np.zeros(len(targets), bool)
         for col in self.target_needs:
             if col in targets:
@@ -193,6 +236,10 @@ class BaseMethod:
             out.loc[lacking, ["predicted", "lo90", "hi90"]] = np.nan
             out["note"] = out["note"].astype(object)
             out.loc[lacking, "note"] = [f"{n}; {why}" if n else why for n in out.loc[lacking, "note"]]
+        return out
+
+    def _postprocess(self, out: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+        """A last step on the (anchored) forecasts; none by default."""
         return out
 
     def _fit(self, data: TaskData) -> None:  # pragma: no cover - abstract

@@ -109,7 +109,8 @@ def task_data(table: pd.DataFrame, task: str, *, metric: str = "acc",
     """Training data of one task from a ladder table (rows of ``runs`` only).
 
     The intermediate loss is the task's own ``loss_metric`` (default ``bpb``, else ``nll``, if
-    present), else the validation loss ``val_loss_task`` (default the first ``val/*`` task with metric ``loss``).
+    present), else the validation loss ``val_loss_task`` (default the first ``val/*`` task with
+    metric ``loss``).
     """
     if isinstance(runs, str):
         runs = [runs]

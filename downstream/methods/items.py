@@ -199,6 +199,16 @@ def _final_rates(items: pd.DataFrame) -> pd.DataFrame:
                          "rate": fin["n_pass"] / fin["n_samples"]})
 
 
+def _too_few_sizes(data: TaskData) -> str | None:
+    """Why a 2-parameter law in model size cannot be identified: fewer than 3 sizes."""
+    assert data.items is not None
+    n = int(data.items["params_nonembed"].nunique())
+    if n < 3:
+        return (f"its law PU(N) = exp(-c N^-alpha) has 2 parameters per fit: it needs >= 3 model "
+                f"sizes to be identified, the training runs have {n}")
+    return None
+
+
 def _size_unit(params) -> float:
     """A power of ten near the training sizes (keeps the law's parameters on sane scales)."""
     g = float(np.exp(np.mean(np.log(np.asarray(params, float)))))
@@ -289,6 +299,9 @@ class PassUntilInstance(_ItemMethod):
     output_types = ("generate_until",)
     why_not = "PassUntil needs a generative task"
 
+    def unavailable(self, data: TaskData) -> str | None:
+        return super().unavailable(data) or _too_few_sizes(data)
+
     def _fit(self, data: TaskData) -> None:
         assert data.items is not None
         pu = _final_rates(data.items)
@@ -312,9 +325,13 @@ class PassUntilDataset(_ItemMethod):
 
     name = "passuntil_dataset"
     rank = 100
+    kind = "aggregate"  # it fits the mean pass rate per size, not the items
     target_needs = ("params",)  # PassUntil's law is in model size
     output_types = ("generate_until",)
     why_not = "PassUntil needs a generative task"
+
+    def unavailable(self, data: TaskData) -> str | None:
+        return super().unavailable(data) or _too_few_sizes(data)
 
     def _fit(self, data: TaskData) -> None:
         assert data.items is not None

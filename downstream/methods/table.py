@@ -8,6 +8,9 @@ ladder tables and on per-item stores alike.
 ``two_step_val``    C -> general validation loss -> accuracy
 ``direct_mean``     mean of the direct sigmoid with a free ceiling and with the ceiling at 1
 ``log_linear``      log score linear in log compute (tiny pass rates)
+``linear_logc``     score linear in log compute (the straight line)
+``ensemble``        mean of the free-ceiling sigmoid, the ceiling-1 sigmoid and the straight line,
+                    level-anchored (the a-priori default for ladder tables)
 ``chain_direct_mean`` mean of ``two_step_val`` and ``direct_sigmoid``
 ``cod_groups``      per difficulty group COD laws, item-weighted (needs difficulty-group data)
 """
@@ -27,9 +30,9 @@ from ..predictors.chains import TwoStepChain
 from .base import BaseMethod, fitted, register, result_frame
 from .data import TaskData, run_finals
 
-__all__ = ["NoFit", "DirectSigmoid", "DirectSigmoidCeil1", "DirectMean", "LogLinear", "GadreExp",
-           "TwoStep",
-           "TwoStepVal", "ChainDirectMean", "CODGroups"]
+__all__ = ["NoFit", "DirectSigmoid", "DirectSigmoidCeil1", "DirectMean", "LogLinear",
+           "LinearLogC", "Ensemble", "GadreExp", "TwoStep", "TwoStepVal", "ChainDirectMean",
+           "CODGroups"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class DirectSigmoid(BaseMethod):
 
     name = "direct_sigmoid"
     rank = 10
+    anchor_default = False
     #: hold the ceiling at 1 (``direct_sigmoid_ceil1``) instead of fitting it
     fixed_ceiling: ClassVar[bool] = False
 
@@ -101,6 +105,7 @@ class LogLinear(BaseMethod):
 
     name = "log_linear"
     rank = 13
+    anchor_default = False
 
     def unavailable(self, data: TaskData) -> str | None:
         fin = run_finals(data.score)
@@ -136,8 +141,58 @@ class LogLinear(BaseMethod):
         return result_frame(mean, lo, hi, note)
 
 
+@register
+class LinearLogC(BaseMethod):
+    """The straight line: score linear in ``log10(compute)``, on each run's final score (mean
+    of its last 3 checkpoints) with >= 3 runs, on every checkpoint with fewer (a time ladder).
+    Clipped to 0-1. Bootstrap over runs (over checkpoints with one run), with a resampled
+    residual for a new run."""
+
+    name = "linear_logc"
+    rank = 14
+    anchor_default = False
+
+    def _points(self, data: TaskData) -> pd.DataFrame:
+        fin = run_finals(data.score, k=3)
+        if len(fin) >= 3 and fin["flops"].nunique() >= 3:
+            return fin
+        return data.score
+
+    def unavailable(self, data: TaskData) -> str | None:
+        if self._points(data)["flops"].nunique() < 2:
+            return "needs scores at >= 2 different computes"
+        return None
+
+    def _fit(self, data: TaskData) -> None:
+        pts = self._points(data)
+        x, y = np.log10(pts["flops"].to_numpy(float)), pts["value"].to_numpy(float)
+        self.coef_ = np.polyfit(x, y, 1)
+        groups = pts["run"].to_numpy() if pts["run"].nunique() > 1 else np.arange(len(x))
+        ug = np.unique(groups)
+        rng = np.random.default_rng(self.random_state)
+        boots = []
+        for _ in range(int(self.n_bootstrap)):
+            pick = np.concatenate([np.flatnonzero(groups == g) for g in rng.choice(ug, len(ug))])
+            if len(np.unique(x[pick])) >= 2:
+                c = np.polyfit(x[pick], y[pick], 1)
+                res = y[pick] - np.polyval(c, x[pick])
+                boots.append((c, rng.choice(res) * np.sqrt(len(pick) / max(len(pick) - 2, 1))))
+        self.boot_ = boots
+
+    def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
+        xt = np.log10(targets["flops"].to_numpy(float))
+        mean = np.clip(np.polyval(self.coef_, xt), 0.0, 1.0)
+        if self.boot_:
+            obs = np.array([np.clip(np.polyval(c, xt) + r, 0.0, 1.0) for c, r in self.boot_])
+            lo, hi = np.quantile(obs, [0.05, 0.95], axis=0)
+        else:
+            lo = hi = np.full(len(xt), np.nan)
+        return result_frame(mean, lo, hi)
+
+
 class _MeanOf(BaseMethod):
-    """The mean of other methods' forecasts; the interval is the mean of their intervals."""
+    """The mean of other methods' forecasts (each fitted raw, without level anchoring); the
+    interval is the mean of their intervals."""
 
     members: ClassVar[tuple[str, ...]] = ()
 
@@ -149,7 +204,8 @@ class _MeanOf(BaseMethod):
 
     def _fit(self, data: TaskData) -> None:
         self.fitted_members_ = [fitted(m, data, n_bootstrap=self.n_bootstrap,
-                                       random_state=self.random_state) for m in self.members]
+                                       random_state=self.random_state, anchor_level=False)
+                                for m in self.members]
 
     def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
         preds = [m.predict(targets) for m in self.fitted_members_]
@@ -168,7 +224,59 @@ class DirectMean(_MeanOf):
 
     name = "direct_mean"
     rank = 12
+    anchor_default = True
     members = ("direct_sigmoid", "direct_sigmoid_ceil1")
+
+
+@register
+class Ensemble(_MeanOf):
+    """The a-priori default for ladder tables: the mean of three laws whose extrapolation
+    errors differ in sign and shape — the direct sigmoid with a free ceiling (bends early), with
+    the ceiling at 1 (keeps rising) and the straight line in log compute (neither) — anchored at
+    the recent level, so that the laws set the change beyond the ladder and the data the level
+    it starts from."""
+
+    name = "ensemble"
+    rank = 15
+    anchor_default = True
+    members = ("direct_sigmoid", "direct_sigmoid_ceil1", "linear_logc")
+    #: the forecast may rise above the recent level by at most this many times the ladder's own
+    #: rate of rise (the steeper straight line in log compute: whole ladder or its upper half)
+    growth_cap: ClassVar[float] = 2.0
+
+    def _fit(self, data: TaskData) -> None:
+        super()._fit(data)
+        fin = run_finals(data.score, k=3).sort_values("flops")
+        pts = fin if len(fin) >= 3 and fin["flops"].nunique() >= 3 else \
+            data.score.sort_values("flops")
+        slopes = [0.0]
+        for part in (pts, pts.tail(max(2, int(np.ceil(len(pts) / 2))))):  # whole, upper half
+            x, y = np.log10(part["flops"].to_numpy(float)), part["value"].to_numpy(float)
+            if len(np.unique(x)) >= 2:
+                slopes.append(float(np.polyfit(x, y, 1)[0]))
+        self.local_slope_ = max(slopes)
+        self.top_flops_ = float(fin["flops"].max())
+
+    def _postprocess(self, out: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+        """Cap the rise: members fitted on the lower tail of a sigmoid (scores far below its
+        midpoint) extrapolate a saturation the data cannot pin down and blow up; the forecast
+        may rise above the recent level by at most :attr:`growth_cap` times the ladder's own rate
+        of rise per decade (the steeper of the straight lines through the whole ladder and
+        through its upper half)."""
+        if not self.anchored or not hasattr(self, "level_"):
+            return out
+        d = np.maximum(np.log10(targets["flops"].to_numpy(float) / self.top_flops_), 0.0)
+        cap = self.level_ + self.growth_cap * max(self.local_slope_, 0.0) * d
+        p = out["predicted"].to_numpy(float)
+        hit = np.isfinite(p) & (p > cap + 1e-12)
+        if hit.any():
+            out = out.copy()
+            out.loc[hit, "predicted"] = cap[hit]
+            tag = (f"rise capped at {self.growth_cap:g}x the ladder's recent rate "
+                   f"({100 * self.local_slope_:.2f} points per decade)")
+            out["note"] = [f"{n}; {tag}" if (n and h) else (tag if h else n)
+                           for n, h in zip(out["note"].astype(str), hit)]
+        return out
 
 
 @register
@@ -178,6 +286,7 @@ class GadreExp(BaseMethod):
     name = "gadre_exp"
     target_needs = ("params", "tokens")
     rank = 20
+    anchor_default = False
     data_kinds: ClassVar[tuple[str, ...]] = ("table",)
 
     def unavailable(self, data: TaskData) -> str | None:
@@ -220,6 +329,7 @@ class TwoStep(BaseMethod):
 
     name = "two_step"
     rank = 30
+    anchor_default = False
 
     def unavailable(self, data: TaskData) -> str | None:
         if data.loss is None or data.loss.empty:
@@ -257,6 +367,7 @@ class TwoStepVal(BaseMethod):
 
     name = "two_step_val"
     rank = 31
+    anchor_default = True
 
     def unavailable(self, data: TaskData) -> str | None:
         if data.val_loss is None or data.val_loss.empty:
@@ -286,6 +397,7 @@ class ChainDirectMean(_MeanOf):
 
     name = "chain_direct_mean"
     rank = 32
+    anchor_default = True
     members = ("two_step_val", "direct_sigmoid")
 
 
@@ -295,6 +407,7 @@ class CODGroups(BaseMethod):
 
     name = "cod_groups"
     rank = 40
+    anchor_default = False
     data_kinds: ClassVar[tuple[str, ...]] = ("table",)
 
     def unavailable(self, data: TaskData) -> str | None:
