@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import Interval, check_fitted, validate_options
-from ..errors import OptionError
+from ..errors import NotFittedError, OptionError
 
 if TYPE_CHECKING:
     from .data import TaskData
@@ -186,7 +186,7 @@ class BaseMethod:
         if why is not None:
             raise OptionError(f"method {self.name!r} cannot run on task {data.task!r}: {why}")
         self._fit(data)
-        self.offset_ = 0.0
+        self.anchors_: pd.DataFrame | None = None
         if self.anchored and self.anchor_default is not None:
             self._anchor(data)
         self.fitted_ = True
@@ -194,36 +194,48 @@ class BaseMethod:
         return self
 
     def _anchor(self, data: TaskData) -> None:
-        """Level anchoring: the law's forecasts are shifted by the gap between the recent level
-        (the mean of the last 3 checkpoints of the run with the most compute, what ``no_fit``
-        answers) and the law's own value there. The law then sets the *change* beyond the
-        ladder, the data the level it starts from; a law whose shape misses the top of the
-        ladder no longer carries that miss to every target."""
+        """Level anchoring: forecasts are shifted by the gap between the recent level (the mean
+        of the last 3 checkpoints of the run with the most compute, what ``no_fit`` answers) and
+        the law's own value there. The law then sets the *change* beyond the ladder, the data
+        the level it starts from; a law whose shape misses the top of the ladder no longer
+        carries that miss to every target. (Anchoring each target at its own or the nearest
+        training run instead was worse on the zoo: one run's last checkpoints are noisy.)"""
         from .data import run_finals
 
         fin = run_finals(data.score, k=3)
-        fin = fin[np.isfinite(fin["flops"])]
+        fin = fin[np.isfinite(fin["flops"])].sort_values(["flops", "params"])
         if fin.empty:
             return
-        top = fin.sort_values(["flops", "params"]).iloc[-1]
+        top = fin.iloc[-1]
         at = self._predict(pd.DataFrame({"params": [top["params"]], "tokens": [top["tokens"]],
                                          "flops": [top["flops"]]}))["predicted"].iloc[0]
-        self.level_ = float(top["value"])
         if np.isfinite(at):
-            self.offset_ = self.level_ - float(at)
-            self.anchor_run_ = str(top["run"])
+            self.anchors_ = pd.DataFrame({"run": [str(top["run"])], "flops": [top["flops"]],
+                                          "value": [top["value"]],
+                                          "offset": [float(top["value"]) - float(at)]})
+            self.level_ = float(top["value"])
+
+    def anchor_rows(self, targets: pd.DataFrame) -> pd.DataFrame:
+        """The anchor of each target (see :meth:`_anchor`): run, flops, value (its recent level)
+        and offset, one row per target."""
+        anchors = self.anchors_
+        if anchors is None:
+            raise NotFittedError(f"{self.name} has no level anchor (fit it with anchor_level=True)")
+        return anchors.iloc[np.zeros(len(targets), int)].reset_index(drop=True)
 
     def predict(self, targets: pd.DataFrame) -> pd.DataFrame:
         """Forecast ``targets`` (columns params, tokens, flops): predicted, lo90, hi90, note."""
         check_fitted(self, ["fitted_"])
         out = self._predict(targets)
-        off = getattr(self, "offset_", 0.0)
-        if off:
+        if getattr(self, "anchors_", None) is not None and len(targets):
+            rows = self.anchor_rows(targets)
+            off = rows["offset"].to_numpy(float)
             out = out.copy()
             for c in ("predicted", "lo90", "hi90"):
                 out[c] = np.clip(out[c].to_numpy(float) + off, 0.0, 1.0)
-            tag = f"level anchored at {self.anchor_run_} ({100 * off:+.2f} points)"
-            out["note"] = [f"{n}; {tag}" if n else tag for n in out["note"].astype(str)]
+            tags = [f"level anchored at {r} ({100 * o:+.2f} points)"
+                    for r, o in zip(rows["run"], off)]
+            out["note"] = [f"{n}; {t}" if n else t for n, t in zip(out["note"].astype(str), tags)]
         out = self._postprocess(out, targets)
         lacking = np.zeros(len(targets), bool)
         for col in self.target_needs:

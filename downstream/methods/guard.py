@@ -116,9 +116,10 @@ def flat_guard(data: TaskData) -> Guard | None:
     The points are the runs' final scores (every checkpoint on a ladder of 1-2 runs) ordered
     by compute. The rise is the mean of the top third minus the mean of the bottom third; it
     counts when it is larger than :data:`RISE_OVER_NOISE` standard errors (from
-    :func:`score_noise`; any positive rise where the noise is unknown) **and** at least two
-    checkpoints of the top third by compute lie above the bottom third's mean by twice one
-    checkpoint's noise: one lucky checkpoint is not a trend."""
+    :func:`score_noise`) **and** at least two checkpoints of the top third by compute lie above
+    the bottom third's mean by twice one checkpoint's noise: one lucky checkpoint is not a
+    trend. Where the noise cannot be estimated (2-3 final scores), two points are never a trend
+    and three are one only when each is above the one before."""
     s = data.score
     v = s["value"].to_numpy(float)
     v = v[np.isfinite(v)]
@@ -144,7 +145,13 @@ def flat_guard(data: TaskData) -> Guard | None:
     kc = max(1, int(np.ceil(len(allc) / 3)))
     sig_c = sig_c if np.isfinite(sig_c) else 0.0
     above = int((allc[-kc:] > allc[:kc].mean() + 2 * sig_c).sum())
-    if rise > 0 and rise > RISE_OVER_NOISE * se and above >= min(2, kc):
+    if not np.isfinite(sigma):
+        # no noise estimate (a table of 2-3 final scores): two numbers are not a trend; three
+        # count when each is above the one before
+        rising = n >= 3 and bool(np.all(np.diff(y) > 0))
+        if rising:
+            return None
+    elif rise > 0 and rise > RISE_OVER_NOISE * se and above >= min(2, kc):
         return None
     fin = run_finals(s, k=3).sort_values("flops")
     if len(fin) >= 3:

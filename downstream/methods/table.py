@@ -192,7 +192,8 @@ class LinearLogC(BaseMethod):
 
 class _MeanOf(BaseMethod):
     """The mean of other methods' forecasts (each fitted raw, without level anchoring); the
-    interval is the mean of their intervals."""
+    interval is the mean of their intervals. A member the data cannot identify (too few points
+    for its parameters) drops out and the note says so; with none left the method fails."""
 
     members: ClassVar[tuple[str, ...]] = ()
 
@@ -203,18 +204,28 @@ class _MeanOf(BaseMethod):
         return "; ".join(whys) if whys else None
 
     def _fit(self, data: TaskData) -> None:
-        self.fitted_members_ = [fitted(m, data, n_bootstrap=self.n_bootstrap,
-                                       random_state=self.random_state, anchor_level=False)
-                                for m in self.members]
+        self.fitted_members_, self.dropped_ = [], []
+        for m in self.members:
+            try:
+                self.fitted_members_.append(fitted(
+                    m, data, n_bootstrap=self.n_bootstrap, random_state=self.random_state,
+                    anchor_level=False))
+            except FitError as exc:
+                self.dropped_.append(f"{m} ({exc})")
+        if not self.fitted_members_:
+            raise FitError(f"no member of {self.name} could be fitted: {'; '.join(self.dropped_)}")
 
     def _predict(self, targets: pd.DataFrame) -> pd.DataFrame:
         preds = [m.predict(targets) for m in self.fitted_members_]
         cols = {c: np.mean([p[c].to_numpy(float) for p in preds], axis=0)
                 for c in ("predicted", "lo90", "hi90")}
         notes = [n for p in preds for n in p["note"].unique() if n]
+        used = [m.name for m in self.fitted_members_]
+        head = f"mean of {' and '.join(used)}"
+        if self.dropped_:
+            head += f" (left out: {'; '.join(self.dropped_)})"
         return result_frame(cols["predicted"], cols["lo90"], cols["hi90"],
-                            f"mean of {' and '.join(self.members)}"
-                            + (f"; {'; '.join(dict.fromkeys(notes))}" if notes else ""))
+                            head + (f"; {'; '.join(dict.fromkeys(notes))}" if notes else ""))
 
 
 @register
@@ -255,7 +266,6 @@ class Ensemble(_MeanOf):
             if len(np.unique(x)) >= 2:
                 slopes.append(float(np.polyfit(x, y, 1)[0]))
         self.local_slope_ = max(slopes)
-        self.top_flops_ = float(fin["flops"].max())
 
     def _postprocess(self, out: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
         """Cap the rise: members fitted on the lower tail of a sigmoid (scores far below its
@@ -263,10 +273,12 @@ class Ensemble(_MeanOf):
         may rise above the recent level by at most :attr:`growth_cap` times the ladder's own rate
         of rise per decade (the steeper of the straight lines through the whole ladder and
         through its upper half)."""
-        if not self.anchored or not hasattr(self, "level_"):
+        if getattr(self, "anchors_", None) is None or not len(targets):
             return out
-        d = np.maximum(np.log10(targets["flops"].to_numpy(float) / self.top_flops_), 0.0)
-        cap = self.level_ + self.growth_cap * max(self.local_slope_, 0.0) * d
+        rows = self.anchor_rows(targets)  # the level each forecast starts from
+        d = np.maximum(np.log10(targets["flops"].to_numpy(float)
+                                / rows["flops"].to_numpy(float)), 0.0)
+        cap = rows["value"].to_numpy(float) + self.growth_cap * max(self.local_slope_, 0.0) * d
         p = out["predicted"].to_numpy(float)
         hit = np.isfinite(p) & (p > cap + 1e-12)
         if hit.any():
