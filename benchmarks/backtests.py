@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -45,11 +44,13 @@ from downstream.data.public import (
     OLMO_TASKS,
     PYTHIA_TASKS,
     default_data_dir,
+    expemergence_task_data,
+    load_expemergence,
     load_gadre,
     load_olmo_ladder,
     load_pythia,
 )
-from downstream.methods.data import TaskData, final_targets, task_data
+from downstream.data.taskdata import final_targets, task_data
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "backtests"
@@ -108,32 +109,15 @@ def gadre(boot: int, datasets: tuple[str, ...] = ("c4_original", "rpj", "rw_orig
     return pd.concat(out, ignore_index=True)
 
 
-OVERTRAINED = ("phi-1_5", "phi-2", "Qwen1.5-0.5B", "Qwen1.5-1.8B", "Qwen1.5-4B", "stablelm-2-1_6b")
-EXP_CHANCE = {"mmlu": 0.25, "arithmetic": 0.145, "parsinlu_qa_mc": 0.25}
-
-
 def expemergence(boot: int) -> pd.DataFrame:
-    base = default_data_dir() / "expemergence" / "data"
+    tab = load_expemergence()
+    acc = tab[tab["metric"] == "acc"]
     items = []
-    for f in sorted(base.glob("*/acc_*.csv")):
-        task = f.parent.name
-        m = re.search(r"_-1000_([\d.]+)_", f.name)
-        assert m is not None
-        hi = float(m.group(1))
-        d = pd.read_csv(f).dropna(subset=["FLOPs (1E21)"])
-        gcols = [c for c in d.columns if c.endswith("_acc")]
-        d = d.dropna(subset=gcols).reset_index(drop=True)
-        w = np.array([int(c.split("_")[1]) - int(c.split("_")[0]) for c in gcols], float)
-        d["flops"] = d["FLOPs (1E21)"] * 1e21
-        d["value"] = d[gcols].to_numpy() @ w / w.sum()
-        d["run"], d["step"] = d["Model"], -1
-        d["params"] = d["Model Size (B)"] * 1e9
-        d["tokens"] = d["Pretraining Data Size (T)"] * 1e12
-        small = (d["FLOPs (1E21)"] <= hi) & ~d["Model"].str.contains("|".join(OVERTRAINED))
-        tr = d[small]
-        data = TaskData(task=task, score=tr[["run", "step", "params", "tokens", "flops", "value"]],
-                        chance=EXP_CHANCE[task], groups=tr, group_cols=gcols, group_weights=w)
-        tg = d[d["FLOPs (1E21)"] > hi].rename(columns={"run": "target", "value": "actual"})
+    for task in acc["task"].unique():
+        t = acc[acc["task"] == task]
+        small = t.loc[(t["flops"] <= t["cut_flops"]) & ~t["overtrained"], "run"].tolist()
+        data = expemergence_task_data(tab, task, runs=small)
+        tg = t[t["flops"] > t["cut_flops"]].rename(columns={"run": "target", "value": "actual"})
         items.append((data, tg[["target", "params", "tokens", "flops", "actual"]]))
     return backtest_tasks(items, protocol="expemergence", n_bootstrap=boot)
 

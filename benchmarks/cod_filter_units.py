@@ -29,8 +29,8 @@ import pandas as pd
 from downstream.data.per_item import MINIBERTA_TASKS, load_minibertas, load_pythia_gsm8k
 from downstream.data.schema import derive
 from downstream.data.store import Store
+from downstream.data.taskdata import store_targets, store_task_data
 from downstream.methods import make_method
-from downstream.methods.data import store_targets, store_task_data
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = {"cod (1e18 FLOPs)": {}, "cod (anchored at 40)": {"anchor": 40.0}}

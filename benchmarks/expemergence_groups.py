@@ -16,19 +16,21 @@ abs_error``, points) and ``results/expemergence_groups_summary.csv``.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from downstream.data.public import default_data_dir
+from downstream.data.public import (
+    EXPEMERGENCE_CHANCE,
+    default_data_dir,
+    expemergence_task_data,
+    load_expemergence,
+)
 from downstream.errors import FitError
 from downstream.fit.engine import fit_law
 
 REPO = Path(__file__).resolve().parents[1]
-OVERTRAINED = ("phi-1_5", "phi-2", "Qwen1.5-0.5B", "Qwen1.5-1.8B", "Qwen1.5-4B", "stablelm-2-1_6b")
-CHANCE = {"mmlu": 0.25, "arithmetic": 0.145, "parsinlu_qa_mc": 0.25}
 
 
 def _fit_predict(law, x, y, xt, fixed=None):
@@ -44,33 +46,34 @@ def main() -> None:
     ap.add_argument("--data", default=None)
     ap.add_argument("--out", default=str(REPO / "results" / "expemergence_groups.csv"))
     a = ap.parse_args()
-    base = Path(a.data) if a.data else default_data_dir()
+    tab = load_expemergence(a.data)
+    files = {f.parent.name: f.name for f in
+             sorted((Path(a.data) if a.data else default_data_dir()).glob(
+                 "expemergence/data/*/acc_*.csv"))}
     rows = []
-    for f in sorted((base / "expemergence" / "data").glob("*/acc_*.csv")):
-        task = f.parent.name
-        hi = float(re.search(r"_-1000_([\d.]+)_", f.name).group(1))
-        d = pd.read_csv(f).dropna(subset=["FLOPs (1E21)"])
-        gcols = [c for c in d.columns if c.endswith("_acc")]
-        d = d.dropna(subset=gcols)
-        sizes = np.array([int(c.split("_")[1]) - int(c.split("_")[0]) for c in gcols], float)
-        overall = d[gcols].to_numpy() @ sizes / sizes.sum()
-        C = d["FLOPs (1E21)"].to_numpy() * 1e21 / 1e18  # COD unit: 1e18 FLOPs
-        overtrained = d["Model"].str.contains("|".join(OVERTRAINED)).to_numpy()
-        small = (d["FLOPs (1E21)"] <= hi).to_numpy() & ~overtrained
-        large = (d["FLOPs (1E21)"] > hi).to_numpy()
-        g = {"g": CHANCE[task]}
+    for task in tab["task"].unique():
+        t = tab[tab["task"] == task]
+        d = expemergence_task_data(tab, task)
+        gcols, sizes = d.group_cols, d.group_weights
+        acc = t[t["metric"] == "acc"].set_index("run").loc[d.groups["run"]]
+        overall = d.groups[gcols].to_numpy() @ sizes / sizes.sum()
+        C = d.groups["flops"].to_numpy() / 1e18  # COD unit: 1e18 FLOPs
+        small = (acc["flops"] <= acc["cut_flops"]).to_numpy() & ~acc["overtrained"].to_numpy(bool)
+        large = (acc["flops"] > acc["cut_flops"]).to_numpy()
+        g = {"g": EXPEMERGENCE_CHANCE[task]}
         xt = C[large]
-        groups = np.array([_fit_predict("cod", C[small], d[c].to_numpy()[small], xt, g) for c in gcols])
+        groups = np.array([_fit_predict("cod", C[small], d.groups[c].to_numpy()[small], xt, g)
+                           for c in gcols])
         preds = {
             "cod_groups": groups.T @ sizes / sizes.sum(),
             "direct_sigmoid": _fit_predict("direct_sigmoid", C[small], overall[small], xt,
-                                           {"floor": CHANCE[task]}),
+                                           {"floor": EXPEMERGENCE_CHANCE[task]}),
             "cod_overall": _fit_predict("cod", C[small], overall[small], xt, g),
         }
         for m, p in preds.items():
-            for model, pv, av in zip(d["Model"].to_numpy()[large], p, overall[large]):
-                rows.append({"task": task, "file": f.name, "target_model": model, "method": m,
-                             "predicted": 100 * pv, "actual": 100 * av,
+            for model, pv, av in zip(d.groups["run"].to_numpy()[large], p, overall[large]):
+                rows.append({"task": task, "file": files[task], "target_model": model,
+                             "method": m, "predicted": 100 * pv, "actual": 100 * av,
                              "abs_error": 100 * abs(pv - av)})
     res = pd.DataFrame(rows).round(3)
     res.to_csv(a.out, index=False)

@@ -102,7 +102,7 @@ def main() -> None:
                 if seed < 5:  # forecasts are slower: 5 seeds
                     meta = (json.dumps({"passuntil": {"r": r}}) if scheme == "passuntil"
                             else "{}")  # the sampler records its stopping rule like this
-                    em = recs.assign(n_pass=n_pass, n_samples=n_draw, metrics_json=meta)
+                    em = derive(recs.assign(n_pass=n_pass, n_samples=n_draw, metrics_json=meta))
                     data = store_task_data(em, runs=SMALL)
                     for m in fc:
                         pred = make_method(m, n_bootstrap=0).fit(data).predict(targets)["predicted"]

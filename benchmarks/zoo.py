@@ -53,7 +53,7 @@ sys.path[:0] = [str(REPO / "benchmarks")]
 
 from downstream.backtest import RESULT_COLUMNS, backtest_tasks, with_kind  # noqa: E402
 from downstream.data.public import load_gemstones, load_llm_line  # noqa: E402
-from downstream.methods.data import final_targets, task_data  # noqa: E402
+from downstream.data.taskdata import final_targets, task_data  # noqa: E402
 
 OUT = REPO / "results"
 

@@ -55,8 +55,8 @@ _EXPORTS = {
     "PerItemChain": "predictors.itemchain", "item_estimates": "predictors.passuntil",
     "task_pass_rate": "predictors.passuntil", "emergence_check": "predictors.passuntil",
     # methods
-    "TaskData": "methods.data", "task_data": "methods.data", "store_task_data": "methods.data",
-    "store_targets": "methods.data", "final_targets": "methods.data", "METHODS": "methods.base",
+    "TaskData": "data.taskdata", "task_data": "data.taskdata", "store_task_data": "data.taskdata",
+    "store_targets": "data.taskdata", "final_targets": "data.taskdata", "METHODS": "methods.base",
     "Method": "methods.base", "register": "methods.base", "make_method": "methods.base",
     "default_method": "methods.defaults", "default_choices": "methods.defaults",
     "flat_guard": "methods.guard", "RollingOriginSelect": "methods.rolling",

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .data.taskdata import TaskData, final_targets, store_targets, store_task_data, task_data
 from .errors import HoldoutError
 from .forecast import _check_n_bootstrap, predict_tasks
 from .holdout import parse_rule
 from .methods.base import methods_for
-from .methods.data import TaskData, final_targets, store_targets, store_task_data, task_data
 
 __all__ = ["split_holdout", "backtest_task", "backtest_tasks", "backtest_table", "backtest_store",
            "summarize",

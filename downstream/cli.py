@@ -24,17 +24,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "build_parser", "METHOD_NAMES"]
+__all__ = ["main", "build_parser"]
 
 log = logging.getLogger("downstream")
-
-#: the registered methods (kept here so ``--help`` does not import the fitting stack; a test
-#: checks it against the registry)
-METHOD_NAMES = ("no_fit", "direct_sigmoid", "direct_sigmoid_ceil1", "direct_mean", "log_linear",
-                "linear_logc", "ensemble", "gadre_exp",
-                "two_step", "two_step_val", "chain_direct_mean", "cod_groups", "ro_select",
-                "two_step_clusters", "cod", "per_item_chain", "passuntil_instance",
-                "passuntil_dataset", "pass_rate_items")
 
 TARGETS_HELP = """\
 targets: --target params=7e9,tokens=2e12[,name=7B] (or flops=1e23[,name=...]), repeatable;
@@ -173,71 +165,12 @@ def _cmd_ls(a: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_target(spec: str) -> dict:
-    out: dict[str, Any] = {}
-    for part in spec.split(","):
-        if "=" not in part:
-            raise CliError(f"--target {spec!r}: expected key=value pairs (params=, tokens=, "
-                           "flops=, name=)")
-        k, v = (x.strip() for x in part.split("=", 1))
-        if k not in ("params", "tokens", "flops", "name"):
-            raise CliError(f"--target {spec!r}: unknown key {k!r} (params, tokens, flops, name)")
-        out[k] = v
-    return out
-
-
-def _target_number(v: Any, key: str, where: str) -> float:
-    if v is None or (isinstance(v, str) and v.strip() == ""):
-        return float("nan")
-    if isinstance(v, bool):
-        raise CliError(f"{where}: {key} must be a number, got {v!r}")
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        raise CliError(f"{where}: {key} must be a number, got {v!r}") from None
-
-
 def _targets(a: argparse.Namespace):
-    import pandas as pd
+    from .data.targets import make_targets
 
-    from .data.tables import training_flops
-
-    rows = [(f"--target {t!r}", _parse_target(t)) for t in (a.target or [])]
-    if a.targets:
-        p = Path(a.targets)
-        if not p.is_file():
-            raise CliError(f"{p}: no such targets file")
-        if p.suffix.lower() in (".yaml", ".yml", ".json"):
-            from .data.ladder import read_yaml
-
-            spec = read_yaml(p, CliError)
-            items = spec.get("targets", spec) if isinstance(spec, dict) else spec
-            if not isinstance(items, list) or not all(isinstance(t, dict) for t in items):
-                raise CliError(f"{p}: expected a list of targets (or a 'targets:' list) of "
-                               "mappings with name, params, tokens or flops")
-            rows += [(f"{p}: targets[{i}]", dict(t)) for i, t in enumerate(items)]
-        else:
-            try:
-                tab = pd.read_csv(p)
-            except (ValueError, pd.errors.ParserError) as exc:
-                raise CliError(f"{p}: cannot read the targets CSV ({exc})") from None
-            rows += [(f"{p}: row {i + 1}", r) for i, r in enumerate(tab.to_dict("records"))]
-    if not rows:
+    if not a.target and not a.targets:
         raise CliError("give --target params=...,tokens=... or --targets FILE")
-    out = []
-    for where, r in rows:
-        unknown = set(r) - {"name", "target", "params", "tokens", "flops"}
-        if unknown:
-            raise CliError(f"{where}: unknown key(s) {sorted(unknown)} (name, params, tokens, flops)")
-        n, d, c = (_target_number(r.get(k), k, where) for k in ("params", "tokens", "flops"))
-        c = float(training_flops(n, d, flops=c))
-        if c != c:
-            raise CliError(f"{where}: give flops, or params and tokens")
-        name = r.get("name", r.get("target"))
-        name = str(name) if name is not None and str(name).strip() and name == name else (
-            f"N={n:.3g},D={d:.3g}" if n == n else f"C={c:.3g}")
-        out.append({"target": name, "params": n, "tokens": d, "flops": c})
-    return pd.DataFrame(out)
+    return make_targets(a.target or [], path=a.targets)
 
 
 def _points(cols):
@@ -305,14 +238,14 @@ def _cmd_backtest(a: argparse.Namespace) -> int:
 def _cmd_ladder_table(a: argparse.Namespace) -> int:
     if a.store:
         from .data.store import Store
-        from .methods.data import store_ladder_table
+        from .data.taskdata import store_ladder_table
 
         df = store_ladder_table(Store(a.store))
         what = f"store {a.store}"
     elif a.dataset:
-        from .data.public import LOADERS
+        from .registry import LOADERS
 
-        df = LOADERS[a.dataset](a.data)
+        df = LOADERS.load(a.dataset)(a.data)
         what = a.dataset
     else:
         raise CliError("give a public ladder name or --store STORE")
@@ -332,10 +265,11 @@ def _cmd_ladder_table(a: argparse.Namespace) -> int:
 def _cmd_item_store(a: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .data.per_item import PER_ITEM_LOADERS
     from .data.store import Store
+    from .registry import PER_ITEM_LOADERS
 
-    load, all_tasks = PER_ITEM_LOADERS[a.source]
+    load = PER_ITEM_LOADERS.load(a.source)
+    all_tasks = getattr(load, "tasks", None)
     tasks = a.tasks or (list(all_tasks) if all_tasks else [None])
     st = Store(a.store)
     rows = []
@@ -383,26 +317,15 @@ def _add_interval(p) -> None:
 
 
 def _add_methods(p) -> None:
-    p.add_argument("--method", nargs="*", choices=METHOD_NAMES, metavar="METHOD",
+    from .registry import METHODS
+
+    names = METHODS.names()
+    p.add_argument("--method", nargs="*", choices=names, metavar="METHOD",
                    help="methods (default: the documented rule per task); one of: "
-                        + ", ".join(METHOD_NAMES))
+                        + ", ".join(names))
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The argument parser and its subparsers by command (exposed for docs and tests)."""
-    from . import __version__
-
-    ap = argparse.ArgumentParser(prog="downstream", description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="Exit codes: 0 done, 1 nothing forecast, 2 refused input.")
-    ap.add_argument("--version", action="version", version=f"downstream {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True)
-    subs: dict[str, argparse.ArgumentParser] = {}
-
-    def add(name: str, **kw) -> argparse.ArgumentParser:
-        subs[name] = sub.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
-        return subs[name]
-
+def _parser_ingest(add) -> None:
     p = add("ingest", help="read lm-eval output (a checkpoint folder or a whole sweep) into a store",
             description="Read lm-eval's results_*.json + samples_*.jsonl (written with "
                         "--log_samples) into a store: a file, a checkpoint's folder or a sweep "
@@ -423,6 +346,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_common(p)
     p.set_defaults(func=_cmd_ingest)
 
+
+def _parser_collect(add) -> None:
     p = add("collect", help="run lm-eval on checkpoints and store per-item records",
             description="Evaluate checkpoints with lm-eval's Python API and store every item's "
                         "records; (run, checkpoint, task) already stored are skipped.")
@@ -463,11 +388,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_common(p)
     p.set_defaults(func=_cmd_collect)
 
-    p = add("ls", help="list the files of a store")
-    p.add_argument("store")
-    _add_common(p)
-    p.set_defaults(func=_cmd_ls)
 
+def _parser_forecast(add) -> None:
     p = add("forecast", help="forecast benchmark scores at target sizes",
             description="Forecast each task's score at the targets from a ladder table or a "
                         "per-item store, with the documented default method or --method.\n\n"
@@ -488,6 +410,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_common(p, fmt="csv")
     p.set_defaults(func=_cmd_forecast)
 
+
+def _parser_backtest(add) -> None:
     p = add("backtest", help="hold out the largest runs and forecast them with every method",
             description="Hold out the runs a rule selects, fit every method on the rest and "
                         "score its forecasts of their final checkpoints. Rules: comparisons of "
@@ -510,8 +434,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_common(p)
     p.set_defaults(func=_cmd_backtest)
 
-    p = add("ladder-table", help="convert a public ladder or a per-item store to a ladder table")
-    p.add_argument("dataset", nargs="?", choices=["olmo_ladder", "pythia", "pythia_deduped", "gadre"])
+
+def _parser_sources(add) -> None:
+    from .registry import LOADERS, PER_ITEM_LOADERS
+
+    p = add("ladder-table", help="convert a public ladder or a per-item store to a ladder table",
+            description="Public ladders: " + ", ".join(LOADERS.names()) + ".")
+    p.add_argument("dataset", nargs="?", choices=LOADERS.names())
     p.add_argument("--store", help="per-item store folder (aggregate it per checkpoint)")
     p.add_argument("--data", help="data folder (default ../shared/data)")
     p.add_argument("--out", required=True)
@@ -519,11 +448,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.set_defaults(func=_cmd_ladder_table)
 
     p = add("item-store", help="write a public per-item ladder (../shared/data/per_item) to a store",
-            description="Convert a public per-item source to store records: pythia_gsm8k (pass "
-                        "counts), pythia_gsm8k_nll (solution NLL), gpt2_opt (per-item loss and "
-                        "correctness; --tasks picks experiments), minibertas (0/1 correctness; "
-                        "--tasks picks test sets).")
-    p.add_argument("source", choices=["pythia_gsm8k", "pythia_gsm8k_nll", "gpt2_opt", "minibertas"])
+            description="Convert a public per-item source to store records: "
+                        + ", ".join(PER_ITEM_LOADERS.names())
+                        + " (--tasks picks the experiments or test sets of a source with several).")
+    p.add_argument("source", choices=PER_ITEM_LOADERS.names())
     p.add_argument("--store", required=True)
     p.add_argument("--tasks", nargs="*", help="experiments / test sets (default: all)")
     p.add_argument("--data", help="data folder (default ../shared/data)")
@@ -531,6 +459,32 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _add_common(p)
     p.set_defaults(func=_cmd_item_store)
 
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The argument parser and its subparsers by command (exposed for docs and tests). Method,
+    ladder and source choices come from :mod:`downstream.registry` (nothing heavy imported)."""
+    from . import __version__
+
+    ap = argparse.ArgumentParser(prog="downstream", description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="Exit codes: 0 done, 1 nothing forecast, 2 refused input.")
+    ap.add_argument("--version", action="version", version=f"downstream {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+    subs: dict[str, argparse.ArgumentParser] = {}
+
+    def add(name: str, **kw) -> argparse.ArgumentParser:
+        subs[name] = sub.add_parser(name, formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+        return subs[name]
+
+    _parser_ingest(add)
+    _parser_collect(add)
+    p = add("ls", help="list the files of a store")
+    p.add_argument("store")
+    _add_common(p)
+    p.set_defaults(func=_cmd_ls)
+    _parser_forecast(add)
+    _parser_backtest(add)
+    _parser_sources(add)
     p = add("demo", help="end-to-end demo on the project's real ladder")
     p.add_argument("--out", default="demo_out")
     p.add_argument("--store", help="per-item store (default: results/ladder/store)")

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .data.store import Store
+from .data.taskdata import store_targets, store_task_data
 from .forecast import forecast_tasks
-from .methods.data import store_targets, store_task_data
 from .methods.defaults import default_methods
 
 __all__ = ["run_demo", "LADDER_STORE"]

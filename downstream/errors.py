@@ -14,8 +14,6 @@ True
 
 from __future__ import annotations
 
-from sklearn.exceptions import NotFittedError as _SklearnNotFitted
-
 __all__ = ["DownstreamError", "OptionError", "NotFittedError", "DataError", "IngestError",
            "RecordError", "StoreError", "StoreConflictError", "StoreExistsError", "LadderError",
            "CollectError", "FitError", "HoldoutError"]
@@ -29,8 +27,10 @@ class OptionError(DownstreamError, ValueError):
     """An option (constructor argument or keyword) has a value outside its allowed set."""
 
 
-class NotFittedError(DownstreamError, _SklearnNotFitted):
-    """An estimator or method was used before ``fit`` (also a scikit-learn ``NotFittedError``)."""
+class NotFittedError(DownstreamError, ValueError, AttributeError):
+    """An estimator or method was used before ``fit`` (a ``ValueError`` and ``AttributeError``
+    like scikit-learn's ``NotFittedError``; not its subclass, so that importing the package
+    does not import scikit-learn)."""
 
 
 class DataError(DownstreamError, ValueError):

@@ -31,9 +31,10 @@ import pandas as pd
 
 from . import intervals
 from ._threads import one_blas_thread
+from .data.targets import validate_targets
+from .data.taskdata import TaskData, store_task_data, task_data
 from .errors import DataError, OptionError
 from .methods.base import METHODS, Method, make_method
-from .methods.data import TaskData, store_task_data, task_data
 from .methods.defaults import DefaultChoice, default_choices
 from .methods.guard import Guard, flat_guard, score_noise
 from .methods.rolling import rolling_origin_errors
@@ -47,40 +48,6 @@ FORECAST_COLUMNS = ["task", "target", "method", "forecast", "lo90", "hi90", "use
 
 #: the farthest a forecast may reach beyond the largest training model (decades of compute)
 MAX_DECADES = 6.0
-
-
-def validate_targets(targets: pd.DataFrame) -> pd.DataFrame:
-    """Check target rows (``target`` name, ``flops``, optional ``params``/``tokens``): names
-    present and unique, compute finite and positive, sizes positive where given.
-
-    Examples
-    --------
-    >>> validate_targets(pd.DataFrame({"target": ["a"], "flops": [0.0]}))
-    Traceback (most recent call last):
-    ...
-    downstream.errors.DataError: target 'a': flops must be a positive number, got '0.0'
-    """
-    if not isinstance(targets, pd.DataFrame) or "flops" not in targets:
-        raise DataError("targets must be a DataFrame with a 'flops' column (and 'target', "
-                        "'params', 'tokens')")
-    t = targets.reset_index(drop=True).copy()
-    if "target" not in t:
-        t["target"] = [f"C={c:.3g}" for c in t["flops"]]
-    names = t["target"].astype(str)
-    if (names.str.strip() == "").any() or names.duplicated().any():
-        raise DataError(f"target names must be non-empty and unique, got {names.tolist()}")
-    for col in ("flops", "params", "tokens"):
-        if col not in t:
-            t[col] = np.nan
-            continue
-        v = pd.to_numeric(t[col], errors="coerce").astype(float)
-        bad = ~(np.isfinite(v) & (v > 0)) if col == "flops" else (v.notna() & ~(np.isfinite(v) & (v > 0)))
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"target {names.iloc[i]!r}: {col} must be a positive number, got "
-                            f"{str(t[col].iloc[i])!r}")
-        t[col] = v
-    return t
 
 
 def _check_reach(data: TaskData, targets: pd.DataFrame) -> None:

@@ -10,10 +10,10 @@ from downstream.backtest import backtest_task, split_holdout
 from downstream.cli import main
 from downstream.data.public import OLMO_TASKS, load_gadre, load_olmo_ladder, load_pythia
 from downstream.data.tables import read_ladder
+from downstream.data.taskdata import final_targets, task_data
 from downstream.errors import LadderError
 from downstream.forecast import forecast_task
 from downstream.methods import METHODS, Method, TaskData, default_method, make_method
-from downstream.methods.data import final_targets, task_data
 from downstream.methods.defaults import CHAIN_CANDIDATES, default_methods
 from downstream.methods.guard import score_noise
 from downstream.methods.rolling import rolling_origin_errors

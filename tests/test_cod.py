@@ -155,8 +155,8 @@ def test_batch_bootstrap_intervals_match_the_scipy_solver():
 
 def test_an_anchored_compute_unit_makes_the_cluster_filter_independent_of_the_ladders_scale():
     from downstream.data.schema import derive
+    from downstream.data.taskdata import store_task_data
     from downstream.methods import make_method
-    from downstream.methods.data import store_task_data
 
     lad = _three(0)
     recs = derive(to_store_records(lad))

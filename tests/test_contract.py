@@ -4,6 +4,7 @@ fit, predict without side effects, one method contract and registry for tables a
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 import downstream.errors as errors
 from downstream.backtest import backtest_task
+from downstream.cli import main as cli_main
 from downstream.data.store import Store
 from downstream.errors import DownstreamError, NotFittedError, OptionError
 from downstream.fit.engine import fit_law
@@ -86,7 +88,8 @@ def test_cod_predict_does_not_change_the_estimator():
     assert all(vars(cod)[k] is v for k, v in before.items())
 
 
-def test_a_method_registered_in_one_class_is_listed_and_backtested():
+def test_a_method_registered_in_one_class_is_listed_backtested_and_reached_from_the_cli(
+        tmp_path, capsys):
     @register
     class Half(BaseMethod):
         """Forecasts 0.5 everywhere (test-only)."""
@@ -110,8 +113,58 @@ def test_a_method_registered_in_one_class_is_listed_and_backtested():
         res = backtest_task(data, tg, methods=["no_fit", "half_for_test"], n_bootstrap=0,
                             calibrate=False)
         assert res.set_index("method").loc["half_for_test", "predicted"] == pytest.approx(0.5)
+        # the CLI's --method choices and --help come from the same registry
+        table = tmp_path / "t.csv"
+        pd.DataFrame(rows).assign(task="t", metric="acc").to_csv(table, index=False)
+        with pytest.raises(SystemExit):
+            cli_main(["forecast", "--help"])
+        assert "half_for_test" in capsys.readouterr().out
+        assert cli_main(["forecast", "--table", str(table), "--target", "flops=1e24",
+                         "--method", "half_for_test", "--bootstrap", "0", "--format", "json",
+                         "-q"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert got[0]["method"] == "half_for_test" and got[0]["forecast"] == pytest.approx(0.5)
     finally:
-        METHODS.pop("half_for_test")
+        METHODS.unregister("half_for_test")
+    assert "half_for_test" not in METHODS
+
+
+def test_a_registered_law_and_loader_are_reached_by_name(tmp_path, capsys):
+    from dataclasses import dataclass
+
+    from downstream.fit.engine import fit_law
+    from downstream.fit.laws import LAWS, PowerLaw, register_law
+    from downstream.registry import LOADERS
+
+    @register_law
+    @dataclass(frozen=True, repr=False)
+    class Pow2(PowerLaw):
+        name: str = "power_for_test"
+
+    def toy_loader(data_dir=None):
+        return pd.DataFrame({"run": ["a", "b"], "params": [1e6, 2e6], "tokens": [1e8, 1e8],
+                             "task": "x", "metric": "acc", "value": [0.3, 0.4]})
+
+    LOADERS.register(toy_loader, name="toy_for_test")
+    try:
+        x = np.array([1.0, 2.0, 4.0, 8.0])
+        assert fit_law("power_for_test", x, 1 + 2 / x).ok
+        out = tmp_path / "t.csv"
+        assert cli_main(["ladder-table", "toy_for_test", "--out", str(out), "-q"]) == 0
+        assert pd.read_csv(out)["run"].tolist() == ["a", "b"]
+    finally:
+        LAWS.unregister("power_for_test")
+        LOADERS.unregister("toy_for_test")
+
+
+def test_the_registries_builtin_specs_name_their_objects():
+    from downstream.registry import LAWS, LOADERS, PER_ITEM_LOADERS
+
+    for name, cls in METHODS.loaded().items():
+        assert cls.name == name
+    for name, law in LAWS.loaded().items():
+        assert law().name == name
+    assert callable(LOADERS.load("pythia")) and PER_ITEM_LOADERS.load("gpt2_opt").tasks
 
 
 def test_store_data_goes_through_the_same_contract_with_the_documented_default():

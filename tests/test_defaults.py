@@ -11,9 +11,9 @@ import pytest
 from stress import STRESS, stress_ladder
 
 from downstream.backtest import backtest_tasks
+from downstream.data.taskdata import task_data
 from downstream.forecast import forecast_table
 from downstream.methods import make_method
-from downstream.methods.data import task_data
 from downstream.methods.defaults import APRIORI, default_choices
 from downstream.methods.guard import flat_guard
 
@@ -111,7 +111,7 @@ def test_a_task_forecast_does_not_depend_on_which_other_tasks_are_named():
 def test_a_per_size_law_with_two_sizes_refuses_with_the_reason():
     from downstream.data.per_item import load_pythia_gsm8k
     from downstream.data.schema import derive
-    from downstream.methods.data import store_task_data
+    from downstream.data.taskdata import store_task_data
 
     recs = derive(load_pythia_gsm8k())
     data = store_task_data(recs, runs=["pythia-70m", "pythia-160m"])
@@ -130,7 +130,7 @@ def test_the_ensemble_rise_is_capped_by_the_ladders_own_rate():
             x = np.log10(c * s / 3)
             rows.append({"run": f"r{i}", "step": s, "params": 1e6 * 3 ** i, "tokens": 1.0,
                          "flops": c * s / 3, "value": 0.001 * 10 ** (0.5 * (x - 16))})
-    from downstream.methods.data import TaskData
+    from downstream.data.taskdata import TaskData
 
     data = TaskData(task="t", score=pd.DataFrame(rows), chance=0.0)
     m = make_method("ensemble", n_bootstrap=0).fit(data)

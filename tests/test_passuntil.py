@@ -4,6 +4,7 @@ lm-eval on a tiny local model, per-instance laws and the emergence check."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from downstream.data.sampling import PassUntilSampler, adaptive_sample
@@ -20,7 +21,7 @@ def test_unbiased_estimator_is_unbiased_and_r_over_k_is_biased_up(p):
     rng = np.random.default_rng(0)
     r = 2
     K = _inverse_binomial(p, r, rng, 200_000)
-    e = item_estimates(np.full(len(K), r), K)
+    e = item_estimates(np.full(len(K), r), K, stopped=True)
     assert e["unbiased"].mean() == pytest.approx(p, rel=0.02)
     assert e["mle"].mean() > 1.2 * p  # r/K overestimates for r = 2
 
@@ -39,7 +40,7 @@ def test_task_interval_covers_the_true_rate_about_90_percent():
         p = 10 ** rng.uniform(-2.5, -0.5, 150)
         K = np.minimum(_inverse_binomial(p, 3, rng, len(p)), 4000)
         R = np.where(K >= 4000, rng.binomial(4000, p).clip(max=2), 3)
-        out = task_pass_rate(R, K, n_boot=400, seed=rep)
+        out = task_pass_rate(R, K, stopped=K < 4000, n_boot=400, seed=rep)
         hits.append(out["lo"] <= p.mean() <= out["hi"])
     assert 0.85 <= np.mean(hits) <= 0.98, np.mean(hits)
 
@@ -103,3 +104,32 @@ def test_emergence_check_tells_linear_from_concave():
     x = np.log(N) - np.log(N).mean()
     concave = np.exp(-np.exp(1.0 - 0.3 * x - 0.25 * x ** 2))
     assert emergence_check(N, concave)["verdict"].startswith("concave")
+
+
+def test_every_method_reads_one_per_item_score_on_a_passuntil_store():
+    # a PassUntil record stopped at its 2nd pass in 40 draws scores the unbiased 1/39 for the
+    # store, COD's features and the PassUntil methods alike; a fixed-draw record keeps r/K
+    from downstream.data.schema import derive
+    from downstream.data.taskdata import store_task_data
+    from downstream.methods.items import _final_rates
+    from downstream.predictors.features import item_scores
+
+    rows = []
+    for run, n in [("a", 1e6), ("b", 4e6), ("c", 1.6e7)]:
+        for doc in range(3):
+            rows.append({"run": run, "step": 1, "task": "t", "doc_id": doc, "filter": "none",
+                         "output_type": "generate_until", "params": n, "params_nonembed": n,
+                         "tokens": 1e9, "flops": 6e9 * n, "n_pass": 2, "n_samples": 40,
+                         "acc": np.nan, "ll": None,
+                         "metrics_json": '{"passuntil": {"r": 2}}' if doc < 2 else "{}"})
+    recs = derive(pd.DataFrame(rows))
+    want = np.where(recs["doc_id"] < 2, 1 / 39, 2 / 40)
+    np.testing.assert_allclose(recs["item_score"], want)
+    np.testing.assert_allclose(item_scores(recs, "pass_rate"), want)
+    rates = _final_rates(recs).sort_values(["params", "doc_id"])["rate"].to_numpy()
+    np.testing.assert_allclose(rates, np.tile([1 / 39, 1 / 39, 2 / 40], 3))
+    data = store_task_data(recs)
+    np.testing.assert_allclose(data.score["value"], (2 / 39 + 2 / 40) / 3)
+    # the public estimators: (r-1)/(K-1) only for draws that stopped at the r-th pass
+    assert item_estimates([2], [40], stopped=True)["unbiased"][0] == pytest.approx(1 / 39)
+    assert item_estimates([2], [128])["unbiased"][0] == pytest.approx(2 / 128)

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import pandas as pd
 from ..errors import CollectError
 from .ladder import Checkpoint
 from .records import ModelInfo, samples_to_records, task_info_from_config
+from .schema import GENERATE_UNTIL, SCORED_BY_LOGLIKELIHOOD
 from .store import Store
 
 __all__ = ["collect", "task_names", "CollectError"]
@@ -175,13 +177,7 @@ def collect(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], store: Stor
 
     st = store if isinstance(store, Store) else Store(store)
     names = task_names(tasks)
-    for ck in checkpoints:
-        if ck.revision and Path(ck.path).is_dir():
-            raise CollectError(f"run {ck.run!r}: checkpoint {ck.path} is a local directory but a "
-                               f"revision ({ck.revision!r}) was given; lm-eval would silently "
-                               "ignore it. Give one directory per checkpoint instead.")
-    if log_samples and not output_path:
-        raise CollectError("log_samples keeps lm-eval's own samples files: give output_path too")
+    _check_request(checkpoints, output_path, log_samples)
     todo = [(ck, [n for n in names if not st.has(ck.run, ck.label, n)]) for ck in checkpoints]
     summary = [{"run": ck.run, "checkpoint": ck.label, "task": n, "status": "skipped", "rows": 0}
                for ck in checkpoints for n in names if st.has(ck.run, ck.label, n)]
@@ -189,76 +185,121 @@ def collect(checkpoints: Sequence[Checkpoint], tasks: Sequence[str], store: Stor
         import lm_eval
 
         evaluate_fn = lm_eval.simple_evaluate
-    tm = _task_manager(tasks, include_path) if any(t for _, t in todo) else None
+    job = _Job(evaluate_fn=evaluate_fn,
+               tm=_task_manager(tasks, include_path) if any(t for _, t in todo) else None,
+               model=model, model_args=model_args, device=device, batch_size=batch_size,
+               dtype=dtype, trust_remote_code=trust_remote_code, output_path=output_path,
+               log_samples=log_samples, num_fewshot=num_fewshot, limit=limit,
+               gen_kwargs=gen_kwargs, apply_chat_template=apply_chat_template, seed=seed,
+               generative_hook=generative_hook, lm_version=_lm_eval_version())
     bar = tqdm(total=len(checkpoints) * len(names), desc="collect", unit="ckpt x task",
                disable=not progress)
     bar.update(len(summary))
-    lm_version = _lm_eval_version()
-    if lm_version and lm_version != TESTED_LM_EVAL:
+    if job.lm_version and job.lm_version != TESTED_LM_EVAL:
         log.warning("lm-eval %s: downstream is tested with %s; sample logs of other 0.4.x releases "
-                    "are parsed the same way, but check the first stored records", lm_version,
-                    TESTED_LM_EVAL)
+                    "are parsed the same way, but check the first stored records",
+                    job.lm_version, TESTED_LM_EVAL)
     for ck, pending in todo:
         if not pending:
             continue
         bar.set_postfix_str(f"{ck.run}/{ck.label}")
-        lm, margs = _load_model(ck, model=model, model_args=model_args, device=device,
-                                batch_size=batch_size, dtype=dtype,
-                                trust_remote_code=trust_remote_code)
-        tracker = None
-        if output_path:
-            from lm_eval.loggers import EvaluationTracker
-
-            tracker = EvaluationTracker(output_path=str(output_path))
-        res = evaluate_fn(
-            model=lm, model_args=margs, tasks=list(pending), task_manager=tm,
-            num_fewshot=num_fewshot, limit=limit, log_samples=True, bootstrap_iters=0,
-            use_cache=None, cache_requests=False, gen_kwargs=gen_kwargs,
-            apply_chat_template=apply_chat_template, evaluation_tracker=tracker,
-            random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-            fewshot_random_seed=seed, metadata=_metadata(ck))
-        minfo = ModelInfo(run=ck.run, checkpoint=ck.label, step=ck.step,
-                          revision=ck.revision or "", model_path=ck.path, params=ck.params,
-                          params_nonembed=ck.params_nonembed, tokens=ck.tokens,
-                          flops=ck.flops if math.isfinite(ck.flops) else math.nan,
-                          lm_eval_version=lm_version)
-        frames = []
-        samples_all = res.get("samples") or {}
-        for tname, samples in samples_all.items():
-            cfg = (res.get("configs") or {}).get(tname) or {}
-            tinfo = task_info_from_config(tname, cfg,
-                                          num_fewshot=(res.get("n-shot") or {}).get(tname),
-                                          version=(res.get("versions") or {}).get(tname, ""))
-            recs = samples_to_records(samples, tinfo, minfo, where=f"{ck.run}/{ck.label}/{tname}")
-            if tinfo.output_type in ("multiple_choice", "loglikelihood"):
-                _add_token_lengths(lm, samples, recs)
-            if tinfo.output_type == "generate_until" and generative_hook is not None:
-                def on_round(j, k, n, _t=tname, _c=ck):
-                    bar.set_postfix_str(f"{_c.run}/{_c.label} {_t}: PassUntil round {j}, "
-                                        f"{k} samples x {n} unsolved")
-                recs = generative_hook(lm=lm, checkpoint=ck, task_name=tname, task_info=tinfo,
-                                       model_info=minfo, records=recs, task_manager=tm,
-                                       evaluate_fn=evaluate_fn, seed=seed, gen_kwargs=gen_kwargs,
-                                       on_round=on_round)
-            frames.append(pd.DataFrame(recs))
-        if tracker is not None:
-            # after the records are taken: lm-eval's saver stringifies the samples in place
-            res = {k: v for k, v in res.items() if k != "samples"}
-            tracker.save_results_aggregated(results=res, samples=samples_all if log_samples else None)
-            if log_samples:
-                for tname, samples in samples_all.items():
-                    tracker.save_results_samples(task_name=tname, samples=samples)
-        for df in frames:
+        for df in job.run_checkpoint(ck, pending, bar):
             if df.empty:
                 continue
             st.write(df, overwrite=False)
             summary.append({"run": ck.run, "checkpoint": ck.label, "task": df["task"].iloc[0],
                             "status": "written", "rows": len(df)})
             bar.update(1)
-        del lm, res
         gc.collect()
     bar.close()
     return pd.DataFrame(summary, columns=["run", "checkpoint", "task", "status", "rows"])
+
+
+def _check_request(checkpoints: Sequence[Checkpoint], output_path, log_samples: bool) -> None:
+    for ck in checkpoints:
+        if ck.revision and Path(ck.path).is_dir():
+            raise CollectError(f"run {ck.run!r}: checkpoint {ck.path} is a local directory but a "
+                               f"revision ({ck.revision!r}) was given; lm-eval would silently "
+                               "ignore it. Give one directory per checkpoint instead.")
+    if log_samples and not output_path:
+        raise CollectError("log_samples keeps lm-eval's own samples files: give output_path too")
+
+
+@dataclass
+class _Job:
+    """What :func:`collect` runs on each checkpoint: lm-eval's options and the hooks."""
+
+    evaluate_fn: Callable[..., dict]
+    tm: Any
+    model: str
+    model_args: Mapping[str, Any] | None
+    device: str
+    batch_size: int | str
+    dtype: str | None
+    trust_remote_code: bool
+    output_path: str | os.PathLike | None
+    log_samples: bool
+    num_fewshot: int | None
+    limit: int | float | None
+    gen_kwargs: dict | None
+    apply_chat_template: bool
+    seed: int
+    generative_hook: Callable[..., list[dict]] | None
+    lm_version: str
+
+    def run_checkpoint(self, ck: Checkpoint, pending: list[str], bar: Any) -> list[pd.DataFrame]:
+        """Evaluate one checkpoint on its pending tasks: one frame of records per task."""
+        lm, margs = _load_model(ck, model=self.model, model_args=self.model_args,
+                                device=self.device, batch_size=self.batch_size, dtype=self.dtype,
+                                trust_remote_code=self.trust_remote_code)
+        tracker = None
+        if self.output_path:
+            from lm_eval.loggers import EvaluationTracker
+
+            tracker = EvaluationTracker(output_path=str(self.output_path))
+        res = self.evaluate_fn(
+            model=lm, model_args=margs, tasks=list(pending), task_manager=self.tm,
+            num_fewshot=self.num_fewshot, limit=self.limit, log_samples=True, bootstrap_iters=0,
+            use_cache=None, cache_requests=False, gen_kwargs=self.gen_kwargs,
+            apply_chat_template=self.apply_chat_template, evaluation_tracker=tracker,
+            random_seed=self.seed, numpy_random_seed=self.seed, torch_random_seed=self.seed,
+            fewshot_random_seed=self.seed, metadata=_metadata(ck))
+        minfo = ModelInfo(run=ck.run, checkpoint=ck.label, step=ck.step,
+                          revision=ck.revision or "", model_path=ck.path, params=ck.params,
+                          params_nonembed=ck.params_nonembed, tokens=ck.tokens,
+                          flops=ck.flops if math.isfinite(ck.flops) else math.nan,
+                          lm_eval_version=self.lm_version)
+        samples_all = res.get("samples") or {}
+        frames = [pd.DataFrame(self._task_records(lm, ck, minfo, res, tname, samples, bar))
+                  for tname, samples in samples_all.items()]
+        if tracker is not None:
+            # after the records are taken: lm-eval's saver stringifies the samples in place
+            res = {k: v for k, v in res.items() if k != "samples"}
+            tracker.save_results_aggregated(results=res,
+                                            samples=samples_all if self.log_samples else None)
+            if self.log_samples:
+                for tname, samples in samples_all.items():
+                    tracker.save_results_samples(task_name=tname, samples=samples)
+        del lm, res
+        return frames
+
+    def _task_records(self, lm, ck, minfo, res, tname, samples, bar) -> list[dict]:
+        cfg = (res.get("configs") or {}).get(tname) or {}
+        tinfo = task_info_from_config(tname, cfg,
+                                      num_fewshot=(res.get("n-shot") or {}).get(tname),
+                                      version=(res.get("versions") or {}).get(tname, ""))
+        recs = samples_to_records(samples, tinfo, minfo, where=f"{ck.run}/{ck.label}/{tname}")
+        if tinfo.output_type in SCORED_BY_LOGLIKELIHOOD:
+            _add_token_lengths(lm, samples, recs)
+        if tinfo.output_type == GENERATE_UNTIL and self.generative_hook is not None:
+            def on_round(j, k, n, _t=tname, _c=ck):
+                bar.set_postfix_str(f"{_c.run}/{_c.label} {_t}: PassUntil round {j}, "
+                                    f"{k} samples x {n} unsolved")
+            recs = self.generative_hook(lm=lm, checkpoint=ck, task_name=tname, task_info=tinfo,
+                                        model_info=minfo, records=recs, task_manager=self.tm,
+                                        evaluate_fn=self.evaluate_fn, seed=self.seed,
+                                        gen_kwargs=self.gen_kwargs, on_round=on_round)
+        return recs
 
 
 def _lm_eval_version() -> str:

@@ -48,6 +48,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import IngestError, RecordError, StoreError
+from .ladder import step_from_label
 from .records import ModelInfo, TaskInfo, iter_records, task_info_from_config
 from .store import Store, _to_table, encode_name
 
@@ -174,21 +175,6 @@ def _model_args(config: Mapping[str, Any]) -> dict:
                 out[k.strip()] = v.strip()
         return out
     return {}
-
-
-_STEP_RE = re.compile(r"(?:^|[^a-z])(?:step|global_step|iter|ckpt)[_\-]?(\d+)", re.I)
-
-
-def step_from_label(label: str) -> int:
-    """Step number in a revision or directory name (``step1000``, ``global_step20``), else -1.
-
-    Examples
-    --------
-    >>> step_from_label("step143000"), step_from_label("/m/run1/global_step20"), step_from_label("main")
-    (143000, 20, -1)
-    """
-    m = _STEP_RE.search(str(label))
-    return int(m.group(1)) if m else -1
 
 
 def _meta_float(meta: Mapping[str, Any], *keys: str) -> float:

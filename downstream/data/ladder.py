@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,21 @@ def read_yaml(path: Path, error: type[Exception] = LadderError) -> Any:
         problem = getattr(exc, "problem", None)
         raise error(f"{path}{line}: invalid YAML" + (f" ({problem})" if problem else "")) from None
 
+
+
+_STEP_RE = re.compile(r"(?:^|[^a-z])(?:step|global_step|iter|ckpt)[_\-]?(\d+)", re.I)
+
+
+def step_from_label(label: str) -> int:
+    """Step number in a revision or directory name (``step1000``, ``global_step20``), else -1.
+
+    Examples
+    --------
+    >>> step_from_label("step143000"), step_from_label("/m/run1/global_step20"), step_from_label("main")
+    (143000, 20, -1)
+    """
+    m = _STEP_RE.search(str(label))
+    return int(m.group(1)) if m else -1
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -107,8 +123,6 @@ class Ladder:
     def from_dict(cls, spec: Mapping[str, Any], *, base: Path | None = None,
                   source: str = "<ladder>") -> Ladder:
         """Build from a parsed YAML mapping; relative paths resolve against ``base``."""
-        from .ingest import step_from_label
-
         runs = spec.get("runs") if isinstance(spec, Mapping) else None
         if not isinstance(runs, Mapping) or not runs:
             raise LadderError(f"{source}: field 'runs' must be a non-empty mapping of run name -> spec")

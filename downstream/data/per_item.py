@@ -34,17 +34,21 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .. import registry as _registry
 from ..errors import DataError
-from .schema import SCHEMA
+from .schema import GENERATE_UNTIL, LOGLIKELIHOOD, LOGLIKELIHOOD_ROLLING, MULTIPLE_CHOICE, SCHEMA
 from .tables import training_flops
 
 __all__ = ["load_pythia_gsm8k", "load_pythia_gsm8k_nll", "load_gpt2_opt", "load_minibertas",
-           "PER_ITEM_LOADERS", "GPT2_OPT_TASKS", "MINIBERTA_TASKS"]
+           "PER_ITEM_LOADERS", "PerItemSource", "GPT2_OPT_TASKS", "MINIBERTA_TASKS"]
 
 PYTHIA_TOKENS_PER_STEP = 2_097_152
 GPT2_TOKENS = 9e9  # nominal (not published); equal for every size
@@ -112,7 +116,7 @@ def load_pythia_gsm8k(data_dir: str | os.PathLike | None = None) -> pd.DataFrame
                   flops=training_flops(pc["params_nominal"].astype(float), tokens,
                                        params_nonembed=pc["params_nonembed"].astype(float)),
                   task="gsm8k_pythia", task_version="monkeys-cd078ae",
-                  task_config_hash="pythia_monkeys_passk", output_type="generate_until",
+                  task_config_hash="pythia_monkeys_passk", output_type=GENERATE_UNTIL,
                   filter="none", doc_id=pc["problem_idx"].astype(int),
                   doc_hash="gsm8k-test-" + pc["problem_idx"].astype(str),
                   n_samples=pc["n_samples"].astype(int), n_pass=pc["n_correct"].astype(int),
@@ -136,7 +140,7 @@ def load_pythia_gsm8k_nll(data_dir: str | os.PathLike | None = None) -> pd.DataF
                   flops=training_flops(m["params_nominal"].astype(float).to_numpy(), tokens,
                                        params_nonembed=m["params_nonembed"].astype(float).to_numpy()),
                   task="gsm8k_gpt4_solution_nll", task_version="monkeys-cd078ae",
-                  task_config_hash="gpt4_solution_nll", output_type="loglikelihood_rolling",
+                  task_config_hash="gpt4_solution_nll", output_type=LOGLIKELIHOOD_ROLLING,
                   filter="none", doc_id=nll["problem_idx"].astype(int),
                   doc_hash="gsm8k-test-" + nll["problem_idx"].astype(str),
                   ll_total=-nll["nll_gpt4_solution"].astype(float))
@@ -169,10 +173,10 @@ def load_gpt2_opt(data_dir: str | os.PathLike | None = None, *,
         ll_gold = np.log(np.clip(p, 1e-300, 1)) + tot
         ll_other = np.log(np.clip(1 - p, 1e-300, 1)) + tot
         ll = [[min(a, 0.0), min(b, 0.0)] for a, b in zip(ll_gold, ll_other)]
-        return _frame(len(d), **common, output_type="multiple_choice", ll=ll, gold=0,
+        return _frame(len(d), **common, output_type=MULTIPLE_CHOICE, ll=ll, gold=0,
                       is_greedy=[[False, False]] * len(d), acc=d["correct"].astype(float))
     acc = d["correct"].astype(float) if d["correct"].notna().any() else np.nan
-    return _frame(len(d), **common, output_type="loglikelihood",
+    return _frame(len(d), **common, output_type=LOGLIKELIHOOD,
                   ll=[[-float(x)] for x in d["loss"]], gold=0, is_greedy=[[False]] * len(d),
                   acc=acc)
 
@@ -208,15 +212,33 @@ def load_minibertas(data_dir: str | os.PathLike | None = None, *, task: str = "b
     return _frame(len(long), run=long["model"], step=-1, checkpoint=setting, model_path=long["model"],
                   params=n, tokens=dtok, flops=training_flops(n, dtok), task=task,
                   task_version="nyu-mll@9b91bc4", task_config_hash=f"{task}-{setting}",
-                  output_type="multiple_choice", filter="none", doc_id=long["doc_id"],
+                  output_type=MULTIPLE_CHOICE, filter="none", doc_id=long["doc_id"],
                   doc_hash=task + "-" + long["doc_id"].astype(str),
                   acc=long["correct"].astype(float))
 
 
 #: loader per source name (``downstream item-store NAME``): name -> (loader, tasks or None)
-PER_ITEM_LOADERS = {
-    "pythia_gsm8k": (lambda d, t: load_pythia_gsm8k(d), None),
-    "pythia_gsm8k_nll": (lambda d, t: load_pythia_gsm8k_nll(d), None),
-    "gpt2_opt": (lambda d, t: load_gpt2_opt(d, experiment=t), GPT2_OPT_TASKS),
-    "minibertas": (lambda d, t: load_minibertas(d, task=t), MINIBERTA_TASKS),
-}
+@dataclass(frozen=True)
+class PerItemSource:
+    """A per-item source by name: ``source(data_dir, task)`` -> store records; ``tasks`` are
+    the tasks (experiments, test sets) it offers, None for a single-task source."""
+
+    name: str
+    loader: Callable[[Any, Any], pd.DataFrame]
+    tasks: tuple[str, ...] | None = None
+
+    def __call__(self, data_dir: str | os.PathLike | None = None,
+                 task: str | None = None) -> pd.DataFrame:
+        return self.loader(data_dir, task)
+
+
+pythia_gsm8k_source = PerItemSource("pythia_gsm8k", lambda d, t: load_pythia_gsm8k(d))
+pythia_gsm8k_nll_source = PerItemSource("pythia_gsm8k_nll", lambda d, t: load_pythia_gsm8k_nll(d))
+gpt2_opt_source = PerItemSource("gpt2_opt", lambda d, t: load_gpt2_opt(d, experiment=t),
+                                GPT2_OPT_TASKS)
+minibertas_source = PerItemSource("minibertas", lambda d, t: load_minibertas(d, task=t),
+                                  MINIBERTA_TASKS)
+
+#: per-item sources by name (the registry of :mod:`downstream.registry`; a new source:
+#: ``PER_ITEM_LOADERS.register(PerItemSource("name", loader, tasks), name="name")``)
+PER_ITEM_LOADERS = _registry.PER_ITEM_LOADERS

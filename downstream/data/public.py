@@ -12,11 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import registry as _registry
 from .tables import CHANCE, validate_ladder
+from .taskdata import TaskData
 
-__all__ = ["default_data_dir", "load_olmo_ladder", "load_pythia", "load_gadre", "load_llm_line",
-           "load_gemstones", "OLMO_TASKS", "PYTHIA_TASKS", "GADRE_17", "LLM_LINE_FAMILIES",
-           "LOADERS"]
+__all__ = ["default_data_dir", "load_olmo_ladder", "load_pythia", "load_pythia_deduped",
+           "load_gadre", "load_llm_line", "load_gemstones", "load_expemergence",
+           "expemergence_task_data", "EXPEMERGENCE_CHANCE", "OLMO_TASKS", "PYTHIA_TASKS",
+           "GADRE_17", "LLM_LINE_FAMILIES", "LOADERS"]
 
 
 def default_data_dir() -> Path:
@@ -215,7 +218,77 @@ def load_gemstones(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     return validate_ladder(out.reset_index(drop=True), source="gemstones")
 
 
-#: Loader per public ladder name (``downstream ladder-table NAME``).
-LOADERS = {"olmo_ladder": load_olmo_ladder, "pythia": load_pythia,
-           "pythia_deduped": lambda d=None: load_pythia(d, deduped=True), "gadre": load_gadre,
-           "llm_line": load_llm_line, "gemstones": load_gemstones}
+# --------------------------------------------------------------------------- ExpEmergence
+
+#: random-guess accuracy of the ExpEmergence tasks with difficulty-group files
+EXPEMERGENCE_CHANCE = {"mmlu": 0.25, "arithmetic": 0.145, "parsinlu_qa_mc": 0.25}
+#: over-trained small models the authors leave out of the fits
+EXPEMERGENCE_OVERTRAINED = ("phi-1_5", "phi-2", "Qwen1.5-0.5B", "Qwen1.5-1.8B", "Qwen1.5-4B",
+                            "stablelm-2-1_6b")
+
+
+def load_expemergence(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """ExpEmergence (Wu & Lo; tony10101105/ExpEmergence) difficulty groups as a ladder table.
+
+    One row per (model, task, metric): ``acc`` (overall accuracy, the item-weighted mean of the
+    groups) and ``acc_g0`` ... ``acc_g9`` (accuracy of the 10 difficulty groups, formed from
+    small models by the authors), from the ``acc_*`` files. Extra columns: ``items`` (items in
+    the group; all items for ``acc``), ``cut_flops`` (the file's FLOPs threshold: models at or
+    below it are the authors' small models), ``overtrained`` (the over-trained small models they
+    leave out) and ``chance``. One final checkpoint per model (``step`` -1); FLOPs as given."""
+    import re
+
+    base = Path(data_dir) if data_dir else default_data_dir()
+    parts = []
+    for f in sorted((base / "expemergence" / "data").glob("*/acc_*.csv")):
+        task = f.parent.name
+        m = re.search(r"_-1000_([\d.]+)_", f.name)
+        if m is None:
+            continue
+        d = pd.read_csv(f).dropna(subset=["FLOPs (1E21)"])
+        gcols = [c for c in d.columns if c.endswith("_acc")]
+        d = d.dropna(subset=gcols).reset_index(drop=True)
+        sizes = np.array([int(c.split("_")[1]) - int(c.split("_")[0]) for c in gcols], float)
+        common = {"run": d["Model"], "params": d["Model Size (B)"] * 1e9,
+                  "tokens": d["Pretraining Data Size (T)"] * 1e12,
+                  "flops": d["FLOPs (1E21)"] * 1e21, "step": -1, "task": task,
+                  "chance": EXPEMERGENCE_CHANCE.get(task, np.nan),
+                  "cut_flops": float(m.group(1)) * 1e21,
+                  "overtrained": d["Model"].str.contains("|".join(EXPEMERGENCE_OVERTRAINED))}
+        parts.append(pd.DataFrame({**common, "metric": "acc",
+                                   "value": d[gcols].to_numpy() @ sizes / sizes.sum(),
+                                   "items": sizes.sum()}))
+        for j, (c, n) in enumerate(zip(gcols, sizes)):
+            parts.append(pd.DataFrame({**common, "metric": f"acc_g{j}", "value": d[c],
+                                       "items": n}))
+    return validate_ladder(pd.concat(parts, ignore_index=True), source="expemergence")
+
+
+def expemergence_task_data(table: pd.DataFrame, task: str, *,
+                           runs: list[str] | None = None) -> TaskData:
+    """One ExpEmergence task of :func:`load_expemergence`'s table as training data with its
+    difficulty groups (for ``cod_groups``), restricted to ``runs``."""
+    t = table[table["task"] == task]
+    if runs is not None:
+        t = t[t["run"].isin(runs)]
+    wide = t.pivot_table(index=["run", "step", "params", "tokens", "flops"], columns="metric",
+                         values="value").reset_index()
+    wide = wide.set_index("run").loc[pd.unique(t["run"])].reset_index()  # the file's order
+    wide.columns.name = None
+    gcols = sorted([c for c in wide.columns if str(c).startswith("acc_g")],
+                   key=lambda c: int(c[5:]))
+    items = t.drop_duplicates("metric").set_index("metric")["items"]
+    score = wide[["run", "step", "params", "tokens", "flops", "acc"]].rename(
+        columns={"acc": "value"})
+    return TaskData(task=task, score=score, chance=float(t["chance"].iloc[0]), groups=wide,
+                    group_cols=gcols, group_weights=items.reindex(gcols).to_numpy(float))
+
+
+def load_pythia_deduped(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """:func:`load_pythia` of the deduplicated-Pile suite."""
+    return load_pythia(data_dir, deduped=True)
+
+
+#: Loader per public ladder name (``downstream ladder-table NAME``): the registry of
+#: :mod:`downstream.registry` (a new loader: ``LOADERS.register(fn, name="...")``)
+LOADERS = _registry.LOADERS

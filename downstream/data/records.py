@@ -24,7 +24,13 @@ from typing import Any
 import orjson
 
 from ..errors import RecordError
-from .schema import OUTPUT_TYPES
+from .schema import (
+    GENERATE_UNTIL,
+    LOGLIKELIHOOD,
+    LOGLIKELIHOOD_ROLLING,
+    MULTIPLE_CHOICE,
+    OUTPUT_TYPES,
+)
 from .tables import training_flops
 
 __all__ = [
@@ -224,17 +230,17 @@ def _infer_output_type(resps: list, args: list[tuple]) -> str:
     first = resps[0] if resps else None
     inner = first[0] if isinstance(first, (list, tuple)) and first else first
     if isinstance(inner, (list, tuple)) and len(inner) == 2:
-        return "multiple_choice" if len(args) > 1 else "loglikelihood"
+        return MULTIPLE_CHOICE if len(args) > 1 else LOGLIKELIHOOD
     if args and len(args[0]) >= 2 and isinstance(args[0][1], dict):
-        return "generate_until"
+        return GENERATE_UNTIL
     if isinstance(inner, str):
         try:
             float(inner)
         except ValueError:
-            return "generate_until"
-        return "loglikelihood_rolling" if args and len(args[0]) == 1 else "generate_until"
+            return GENERATE_UNTIL
+        return LOGLIKELIHOOD_ROLLING if args and len(args[0]) == 1 else GENERATE_UNTIL
     if isinstance(inner, (int, float)):
-        return "loglikelihood_rolling"
+        return LOGLIKELIHOOD_ROLLING
     raise RecordError("cannot tell the output type from 'resps'")
 
 
@@ -337,64 +343,80 @@ def sample_to_record(sample: Mapping[str, Any], task: TaskInfo, model: ModelInfo
         if isinstance(v, (int, float)) and math.isfinite(float(v)):
             rec[m] = float(v)
 
-    if otype in ("multiple_choice", "loglikelihood"):
-        lls, greedy = [], []
-        for j, r in enumerate(resps):
-            pair = r[0] if isinstance(r, (list, tuple)) and r and isinstance(r[0], (list, tuple)) else r
-            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise RecordError(f"field 'resps'[{j}]: expected [loglikelihood, is_greedy]")
-            lls.append(_loglik(pair[0], f"field 'resps'[{j}][0]"))
-            greedy.append(_bool(pair[1], f"field 'resps'[{j}][1]"))
-        if len(args) != len(lls):
-            raise RecordError(f"{len(args)} requests in 'arguments' but {len(lls)} in 'resps'")
-        contexts = [str(a[0]) for a in args]
-        conts = [str(a[1]) if len(a) > 1 else "" for a in args]
-        delim = task.target_delimiter or ""
-        choices = [c[len(delim):] if delim and c.startswith(delim) else c for c in conts]
-        rec["ll"] = lls
-        rec["is_greedy"] = greedy
-        rec["n_chars"] = [len(c) for c in choices]
-        rec["n_bytes"] = [len(c.encode("utf-8")) for c in choices]
-        target = _literal(sample.get("target"), "target") if isinstance(sample.get("target"), str) \
-            and sample.get("target", "")[:1] == "[" else sample.get("target")
-        gold = _gold_index(target, doc, conts, contexts, delim)
-        if not -1 <= gold < len(lls):
-            raise RecordError(f"field 'target': gold index {gold} is outside the {len(lls)} choices")
-        rec["gold"] = gold
-        rec["target"] = None if target is None else str(target)
-    elif otype == "loglikelihood_rolling":
-        first = resps[0]
-        if isinstance(first, (list, tuple)) and not first:
-            raise RecordError("field 'resps'[0]: empty")
-        val = first[0] if isinstance(first, (list, tuple)) else first
-        rec["ll_total"] = _loglik(val, "field 'resps'[0]")
-        for key, col in (("word_perplexity", "n_words"), ("bits_per_byte", "n_bytes_total"),
-                         ("byte_perplexity", "n_bytes_total")):
-            v = metrics.get(key)
-            if isinstance(v, list) and len(v) == 2 and v[1] is not None:
-                rec[col] = float(v[1])
-        text = str(args[0][0]) if args else ""
-        if not math.isfinite(rec["n_bytes_total"]):
-            rec["n_bytes_total"] = float(len(text.encode("utf-8")))
-        if not math.isfinite(rec["n_words"]):
-            rec["n_words"] = float(len(re.split(r"\s+", text.strip()))) if text.strip() else 0.0
-    elif otype == "generate_until":
-        raw = resps[0] if isinstance(resps[0], (list, tuple)) else resps
-        raw = [str(s) for s in raw]
-        filt = filtered[0] if isinstance(filtered, (list, tuple)) and filtered and \
-            isinstance(filtered[0], (list, tuple)) else filtered
-        target = sample.get("target")
-        target = "" if target is None else str(target)
-        if isinstance(filt, (list, tuple)) and len(filt) == len(raw):
-            judged = [str(s) for s in filt]
-        else:
-            judged = raw
-        passes = [bool(pass_check(s, target)) for s in judged]
-        rec.update(samples=raw, passes=passes, n_samples=len(raw), n_pass=int(sum(passes)),
-                   target=target)
-    else:
+    fill = _FILLERS.get(otype)
+    if fill is None:
         raise RecordError(f"unsupported output_type {otype!r}")
+    fill(rec, sample, doc, args, resps, filtered, metrics, task, pass_check)
     return rec
+
+
+def _fill_choices(rec, sample, doc, args, resps, filtered, metrics, task, pass_check) -> None:
+    """Multiple choice / loglikelihood: per-choice log-likelihoods, greedy flags, lengths, gold."""
+    lls, greedy = [], []
+    for j, r in enumerate(resps):
+        pair = r[0] if isinstance(r, (list, tuple)) and r and isinstance(r[0], (list, tuple)) else r
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise RecordError(f"field 'resps'[{j}]: expected [loglikelihood, is_greedy]")
+        lls.append(_loglik(pair[0], f"field 'resps'[{j}][0]"))
+        greedy.append(_bool(pair[1], f"field 'resps'[{j}][1]"))
+    if len(args) != len(lls):
+        raise RecordError(f"{len(args)} requests in 'arguments' but {len(lls)} in 'resps'")
+    contexts = [str(a[0]) for a in args]
+    conts = [str(a[1]) if len(a) > 1 else "" for a in args]
+    delim = task.target_delimiter or ""
+    choices = [c[len(delim):] if delim and c.startswith(delim) else c for c in conts]
+    rec["ll"] = lls
+    rec["is_greedy"] = greedy
+    rec["n_chars"] = [len(c) for c in choices]
+    rec["n_bytes"] = [len(c.encode("utf-8")) for c in choices]
+    target = _literal(sample.get("target"), "target") if isinstance(sample.get("target"), str) \
+        and sample.get("target", "")[:1] == "[" else sample.get("target")
+    gold = _gold_index(target, doc, conts, contexts, delim)
+    if not -1 <= gold < len(lls):
+        raise RecordError(f"field 'target': gold index {gold} is outside the {len(lls)} choices")
+    rec["gold"] = gold
+    rec["target"] = None if target is None else str(target)
+
+
+def _fill_rolling(rec, sample, doc, args, resps, filtered, metrics, task, pass_check) -> None:
+    """loglikelihood_rolling: the text's total log-likelihood, words and bytes."""
+    first = resps[0]
+    if isinstance(first, (list, tuple)) and not first:
+        raise RecordError("field 'resps'[0]: empty")
+    val = first[0] if isinstance(first, (list, tuple)) else first
+    rec["ll_total"] = _loglik(val, "field 'resps'[0]")
+    for key, col in (("word_perplexity", "n_words"), ("bits_per_byte", "n_bytes_total"),
+                     ("byte_perplexity", "n_bytes_total")):
+        v = metrics.get(key)
+        if isinstance(v, list) and len(v) == 2 and v[1] is not None:
+            rec[col] = float(v[1])
+    text = str(args[0][0]) if args else ""
+    if not math.isfinite(rec["n_bytes_total"]):
+        rec["n_bytes_total"] = float(len(text.encode("utf-8")))
+    if not math.isfinite(rec["n_words"]):
+        rec["n_words"] = float(len(re.split(r"\s+", text.strip()))) if text.strip() else 0.0
+
+
+def _fill_generations(rec, sample, doc, args, resps, filtered, metrics, task, pass_check) -> None:
+    """generate_until: every sample, whether it passes (on the filtered answer), the counts."""
+    raw = resps[0] if isinstance(resps[0], (list, tuple)) else resps
+    raw = [str(s) for s in raw]
+    filt = filtered[0] if isinstance(filtered, (list, tuple)) and filtered and \
+        isinstance(filtered[0], (list, tuple)) else filtered
+    target = sample.get("target")
+    target = "" if target is None else str(target)
+    if isinstance(filt, (list, tuple)) and len(filt) == len(raw):
+        judged = [str(s) for s in filt]
+    else:
+        judged = raw
+    passes = [bool(pass_check(s, target)) for s in judged]
+    rec.update(samples=raw, passes=passes, n_samples=len(raw), n_pass=int(sum(passes)),
+               target=target)
+
+
+#: one small function per output type fills a record's type-specific fields
+_FILLERS = {MULTIPLE_CHOICE: _fill_choices, LOGLIKELIHOOD: _fill_choices,
+            LOGLIKELIHOOD_ROLLING: _fill_rolling, GENERATE_UNTIL: _fill_generations}
 
 
 def samples_to_records(samples: Iterable[Mapping[str, Any]], task: TaskInfo, model: ModelInfo,
@@ -427,7 +449,7 @@ def iter_records(samples: Iterable[Mapping[str, Any]], task: TaskInfo, model: Mo
                 seen[key] = k + 1
                 label = "none" if k == 0 else f"filter_{k}"
             rec = sample_to_record(s, task, model, filter_name=label, pass_check=pass_check)
-            if k > 0 and rec["output_type"] != "generate_until":
+            if k > 0 and rec["output_type"] != GENERATE_UNTIL:
                 raise RecordError(f"duplicate doc_id {rec['doc_id']} (only generative tasks log "
                                   "one line per filter)")
         except RecordError as exc:

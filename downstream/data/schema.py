@@ -45,6 +45,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -55,12 +56,27 @@ __all__ = [
     "SCHEMA",
     "ID_COLUMNS",
     "OUTPUT_TYPES",
+    "MULTIPLE_CHOICE",
+    "LOGLIKELIHOOD",
+    "LOGLIKELIHOOD_ROLLING",
+    "GENERATE_UNTIL",
+    "SCORED_BY_LOGLIKELIHOOD",
     "derive",
+    "item_score",
+    "passuntil_r",
     "padded",
     "empty_frame",
 ]
 
-OUTPUT_TYPES = ("multiple_choice", "loglikelihood", "loglikelihood_rolling", "generate_until")
+#: lm-eval's output types, named once (compare with these, not with string literals)
+MULTIPLE_CHOICE = "multiple_choice"
+LOGLIKELIHOOD = "loglikelihood"
+LOGLIKELIHOOD_ROLLING = "loglikelihood_rolling"
+GENERATE_UNTIL = "generate_until"
+#: every output type a record may have
+OUTPUT_TYPES = (MULTIPLE_CHOICE, LOGLIKELIHOOD, LOGLIKELIHOOD_ROLLING, GENERATE_UNTIL)
+#: output types scored by log-likelihood (choices or a single continuation)
+SCORED_BY_LOGLIKELIHOOD = (MULTIPLE_CHOICE, LOGLIKELIHOOD)
 
 SCHEMA = pa.schema(
     [
@@ -150,7 +166,8 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
     ``brier`` (multi-class Brier score of the renormalised distribution),
     ``margin`` (gold log-likelihood minus the best wrong choice's), ``acc_ll`` (1 when the gold
     choice has the highest log-likelihood, ties counted as lm-eval does: first maximum wins),
-    ``acc_norm_ll`` (same on log-likelihood per character), ``n_choices``.
+    ``acc_norm_ll`` (same on log-likelihood per character), ``n_choices``, and for every row
+    ``item_score`` (:func:`item_score`: the score every method reads).
 
     Parameters
     ----------
@@ -169,9 +186,11 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
     for c in cols:
         out[c] = np.full(n, np.nan)
     if n == 0 or "ll" not in out:
+        out["item_score"] = item_score(out)
         return out
     ll = padded(out["ll"], fill=np.nan)
     if ll.shape[1] == 0:
+        out["item_score"] = item_score(out)
         return out
     gold = out["gold"].to_numpy(dtype=float) if "gold" in out else np.full(n, np.nan)
     valid = np.isfinite(gold) & (gold >= 0) & (gold < ll.shape[1])
@@ -223,4 +242,61 @@ def derive(df: pd.DataFrame) -> pd.DataFrame:
             out["acc_norm_ll"] = np.where(valid, (np.argmax(per_char, axis=1) == gi).astype(float),
                                           np.nan)
     out["n_choices"] = np.where(n_choices > 0, n_choices, np.nan)
+    out["item_score"] = item_score(out)
     return out
+
+
+def passuntil_r(df: pd.DataFrame) -> np.ndarray:
+    """The PassUntil stopping rule r of each record (0 where it was not drawn adaptively), from
+    ``metrics_json["passuntil"]["r"]``."""
+    out = np.zeros(len(df), int)
+    if "metrics_json" not in df:
+        return out
+    text = df["metrics_json"].astype(str)
+    for i in np.flatnonzero(text.str.contains('"passuntil"', regex=False).to_numpy()):
+        try:
+            out[i] = int(json.loads(text.iloc[i])["passuntil"]["r"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def item_score(df: pd.DataFrame) -> pd.Series:
+    """Each record's score — the one place it is computed (``derive`` stores it as
+    ``item_score``; every method reads that column):
+
+    * generative items: the pass rate ``n_pass / n_samples``, except where sampling stopped at
+      the r-th pass (PassUntil with r >= 2: ``metrics_json["passuntil"]``), where the unbiased
+      ``(n_pass - 1) / (n_samples - 1)`` (``r / K`` is biased up there; for a fixed number of
+      draws ``r / K`` is the unbiased one);
+    * multiple choice: the accuracy recomputed from the log-likelihoods (``acc_ll``), lm-eval's
+      own ``acc`` where the choices' log-likelihoods are not stored;
+    * single-continuation ``loglikelihood``: lm-eval's ``acc`` (the answer is the greedy
+      continuation).
+
+    Code that changes ``n_pass``/``n_samples`` or the log-likelihoods of derived records must
+    call ``derive`` again: the stored column would be stale.
+
+    Examples
+    --------
+    >>> recs = pd.DataFrame({"output_type": ["generate_until"] * 2, "n_pass": [2, 2],
+    ...                      "n_samples": [40, 40], "acc": np.nan,
+    ...                      "metrics_json": ['{"passuntil": {"r": 2}}', "{}"]})
+    >>> [round(v, 4) for v in item_score(recs)]
+    [0.0256, 0.05]
+    """
+    otype = df["output_type"] if "output_type" in df else pd.Series("", index=df.index)
+    acc = df["acc"] if "acc" in df else pd.Series(np.nan, index=df.index)
+    if "n_pass" in df and "n_samples" in df:
+        n_pass = df["n_pass"].astype(float)
+        n_samp = df["n_samples"].astype(float)
+        gen = n_pass / n_samp.where(n_samp > 0)
+        r = pd.Series(passuntil_r(df), index=df.index)
+        stopped = (r >= 2) & (n_pass >= r) & (n_samp > 1)
+        gen = gen.where(~stopped, (n_pass - 1) / (n_samp - 1))
+    else:
+        gen = pd.Series(np.nan, index=df.index)
+    acc_ll = df["acc_ll"] if "acc_ll" in df else pd.Series(np.nan, index=df.index)
+    mc = acc_ll.where(acc_ll.notna(), acc)
+    out = mc.where(otype == MULTIPLE_CHOICE, acc)
+    return gen.where(otype == GENERATE_UNTIL, out).astype(float)

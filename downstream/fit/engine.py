@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -147,6 +148,161 @@ def _check_residual(law: Law, residual: str | None, delta: float | None) -> tupl
     return residual, delta
 
 
+@dataclass
+class _Problem:
+    """One fit's data after checks: points used, weights, residual type and the free mask."""
+
+    law: Law
+    x: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    residual: str
+    delta: float
+    fixed: dict[str, float]
+    free: np.ndarray
+
+
+def _prepare(law: Law, x, y, weights, residual, delta, fixed) -> _Problem:
+    """Check and clean the inputs of :func:`fit_law` (the errors it documents)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if law.n_inputs == 2 and (x.ndim != 2 or x.shape[1] != 2):
+        raise FitError(f"{law.name}: x must have shape (n, 2), got {x.shape}")
+    residual, delta = _check_residual(law, residual, delta)
+    fixed = dict(fixed or {})
+    unknown = set(fixed) - set(law.param_names)
+    if unknown:
+        raise FitError(f"{law.name}: unknown fixed parameter(s) {sorted(unknown)}")
+    free = np.array([k not in fixed for k in law.param_names])
+    n_free = int(free.sum())
+    if len(y) == 0 or x.shape[0] != len(y):
+        raise FitError(f"{law.name}: {len(y)} target value(s) for {x.shape[0]} x value(s); "
+                       "need the same number, at least one")
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != y.shape:
+        raise FitError(f"{law.name}: {w.size} weight(s) for {len(y)} point(s)")
+    ok = np.isfinite(y) & np.all(np.isfinite(x.reshape(len(y), -1)), axis=1) & (w > 0)
+    if residual == "log" and np.any(ok & (y <= 0)):
+        raise FitError(f"{law.name}: log residuals need positive targets; got "
+                       f"{int(np.sum(ok & (y <= 0)))} value(s) <= 0")
+    x, y, w = x[ok], y[ok], w[ok]
+    if len(y) < n_free:
+        raise FitError(f"{law.name}: {len(y)} usable point(s) for {n_free} free parameters; "
+                       "need at least as many points as parameters")
+    if np.ptp(y) <= 1e-12 * max(1.0, float(np.max(np.abs(y)))):
+        raise FitError(f"{law.name}: the targets are flat (all {y[0]:.4g}); nothing to fit")
+    if law.n_inputs == 1 and len(np.unique(x)) < 2:
+        raise FitError(f"{law.name}: all points share one input value")
+    return _Problem(law, x, y, w, residual, delta, fixed, free)
+
+
+def _law_bounds(law: Law, x, y, bounds) -> tuple[np.ndarray, np.ndarray]:
+    """The law's data-derived bounds on (x, y), with ``bounds`` overriding (natural scale)."""
+    b = law.bounds(x, y)
+    if bounds:
+        b.update(bounds)
+    return (np.array([b[k][0] for k in law.param_names], dtype=float),
+            np.array([b[k][1] for k in law.param_names], dtype=float))
+
+
+def _theta_bounds(law: Law, lo, hi, free) -> list[tuple[float, float]]:
+    """Bounds of the free parameters on the optimiser's scale (log for ``log_params``)."""
+    tb = []
+    for i, k in enumerate(law.param_names):
+        if not free[i]:
+            continue
+        if k in law.log_params:
+            tb.append((math.log(max(lo[i], 1e-300)), math.log(max(hi[i], 1e-300))))
+        else:
+            tb.append((lo[i], hi[i]))
+    return tb
+
+
+def _start_points(pb: _Problem, lo, hi, base, tb, starts, max_starts, polish) -> np.ndarray:
+    """Starting points: the law's data-driven grid (pruned to the ``polish`` best by objective)
+    or the given ``starts``, clipped to the bounds, fixed parameters set."""
+    law = pb.law
+    grid = starts is None
+    S = law.starts(pb.x, pb.y, max_starts) if grid else np.atleast_2d(np.asarray(starts, float))
+    S = np.clip(S, lo, hi)
+    for i, k in enumerate(law.param_names):
+        if k in pb.fixed:
+            S[:, i] = pb.fixed[k]
+    S = np.unique(S, axis=0)
+    if grid and polish is not None and len(S) > polish:
+        # prune the grid: polish only the starts that already fit best
+        lo_t, hi_t = np.array([t[0] for t in tb]), np.array([t[1] for t in tb])
+        f0 = [objective_and_grad(np.clip(_to_theta(law, s, pb.free), lo_t, hi_t), law, pb.x,
+                                 pb.y, pb.w, pb.residual, pb.delta, base, pb.free)[0] for s in S]
+        S = S[np.argsort(f0, kind="stable")[:polish]]
+    return S
+
+
+def _minimise(pb: _Problem, s, base, tb) -> tuple[float, np.ndarray, bool]:
+    """One L-BFGS-B run from start ``s``: (objective, theta, converged)."""
+    law, free = pb.law, pb.free
+    th0 = _to_theta(law, s, free)
+    th0 = np.clip(th0, [t[0] for t in tb], [t[1] for t in tb])
+    try:
+        res = minimize(objective_and_grad, th0, jac=True, method="L-BFGS-B", bounds=tb,
+                       args=(law, pb.x, pb.y, pb.w, pb.residual, pb.delta, base, free),
+                       options={"maxiter": 2000, "ftol": 0.0, "gtol": 1e-12})
+        fun = float(res.fun)
+        conv = bool(res.success)
+        if not conv and np.isfinite(fun):
+            # ftol=0 often ends in a line-search stop at machine precision: accept it when
+            # the projected gradient is negligible
+            g = np.asarray(res.jac, dtype=float)
+            lo_t = np.array([t[0] for t in tb])
+            hi_t = np.array([t[1] for t in tb])
+            g = np.where((res.x <= lo_t) & (g > 0), 0.0, g)
+            g = np.where((res.x >= hi_t) & (g < 0), 0.0, g)
+            conv = bool(np.max(np.abs(g)) <= 1e-6 * (1.0 + abs(fun)) + 1e-10)
+        return (fun if np.isfinite(fun) else np.inf, res.x, conv)
+    except (FloatingPointError, ValueError) as exc:  # pragma: no cover - defensive
+        log.debug("start %s failed: %s", s, exc)
+        return (np.inf, th0, False)
+
+
+def _result(pb: _Problem, results, lo, hi, base, n_starts, rtol_spread) -> FitResult:
+    """The best start's fit with its diagnostics (spread among equally good optima, parameters
+    at a bound, convergence)."""
+    law, free = pb.law, pb.free
+    losses = np.array([r[0] for r in results])
+    best = int(np.argmin(losses))
+    best_loss, best_th, conv = results[best]
+    p = _from_theta(law, best_th, base, free)
+    params = law.unpack(p)
+    status, reasons = "ok", []
+    if not np.isfinite(best_loss) or not np.all(np.isfinite(p)):
+        status = "failed"
+        reasons.append("no start reached a finite objective")
+    # spread of parameters among starts that reach (nearly) the best loss
+    tol = 1e-3 * abs(best_loss) + 1e-12
+    near = [r[1] for r in results if r[0] <= best_loss + tol]
+    spread = 0.0
+    if len(near) > 1:
+        P = np.array([_from_theta(law, t, base, free) for t in near])
+        scale = np.maximum(np.abs(P).max(axis=0), 1e-8)
+        spread = float(np.max(np.ptp(P, axis=0) / scale))
+        if status == "ok" and spread > rtol_spread:
+            names = [law.param_names[i] for i in np.where(np.ptp(P, axis=0) / scale > rtol_spread)[0]]
+            status = "unidentifiable"
+            reasons.append(f"{len(near)} starts reach the same loss with different {names}: the "
+                           "data do not pin these parameters down")
+    at_b = tuple(k for i, k in enumerate(law.param_names)
+                 if free[i] and (np.isclose(p[i], lo[i], rtol=1e-6, atol=1e-10)
+                                 or np.isclose(p[i], hi[i], rtol=1e-6, atol=1e-10)))
+    if at_b:
+        reasons.append(f"parameter(s) at a bound: {list(at_b)}")
+    if not conv and status == "ok":
+        reasons.append("L-BFGS-B stopped before its convergence test (best start)")
+    return FitResult(law=law, params=params, loss=float(best_loss), status=status,
+                     reason="; ".join(reasons), converged=conv, n_starts=n_starts,
+                     start_losses=losses, spread=spread, at_bounds=at_b, n_points=len(pb.y),
+                     theta=best_th)
+
+
 @blas_single_threaded
 def fit_law(law: Law | str, x, y, *, weights=None, residual: str | None = None,
             delta: float | None = None, fixed: dict[str, float] | None = None,
@@ -187,119 +343,14 @@ def fit_law(law: Law | str, x, y, *, weights=None, residual: str | None = None,
         residuals, or flat data.
     """
     law = get_law(law)
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if law.n_inputs == 2 and (x.ndim != 2 or x.shape[1] != 2):
-        raise FitError(f"{law.name}: x must have shape (n, 2), got {x.shape}")
-    residual, delta = _check_residual(law, residual, delta)
-    fixed = dict(fixed or {})
-    unknown = set(fixed) - set(law.param_names)
-    if unknown:
-        raise FitError(f"{law.name}: unknown fixed parameter(s) {sorted(unknown)}")
-    free = np.array([k not in fixed for k in law.param_names])
-    n_free = int(free.sum())
-    if len(y) == 0 or x.shape[0] != len(y):
-        raise FitError(f"{law.name}: {len(y)} target value(s) for {x.shape[0]} x value(s); "
-                       "need the same number, at least one")
-    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
-    if w.shape != y.shape:
-        raise FitError(f"{law.name}: {w.size} weight(s) for {len(y)} point(s)")
-    ok = np.isfinite(y) & np.all(np.isfinite(x.reshape(len(y), -1)), axis=1) & (w > 0)
-    if residual == "log" and np.any(ok & (y <= 0)):
-        raise FitError(f"{law.name}: log residuals need positive targets; got "
-                       f"{int(np.sum(ok & (y <= 0)))} value(s) <= 0")
-    x, y, w = x[ok], y[ok], w[ok]
-    if len(y) < n_free:
-        raise FitError(f"{law.name}: {len(y)} usable point(s) for {n_free} free parameters; "
-                       "need at least as many points as parameters")
-    if np.ptp(y) <= 1e-12 * max(1.0, float(np.max(np.abs(y)))):
-        raise FitError(f"{law.name}: the targets are flat (all {y[0]:.4g}); nothing to fit")
-    if law.n_inputs == 1 and len(np.unique(x)) < 2:
-        raise FitError(f"{law.name}: all points share one input value")
-
-    b = law.bounds(x, y)
-    if bounds:
-        b.update(bounds)
-    lo = np.array([b[k][0] for k in law.param_names], dtype=float)
-    hi = np.array([b[k][1] for k in law.param_names], dtype=float)
-    base = np.array([fixed.get(k, 0.5 * (lo[i] + hi[i])) for i, k in enumerate(law.param_names)])
-    grid = starts is None
-    S = law.starts(x, y, max_starts) if grid else np.atleast_2d(np.asarray(starts, float))
-    S = np.clip(S, lo, hi)
-    for i, k in enumerate(law.param_names):
-        if k in fixed:
-            S[:, i] = fixed[k]
-    S = np.unique(S, axis=0)
-    tb = []
-    for i, k in enumerate(law.param_names):
-        if not free[i]:
-            continue
-        if k in law.log_params:
-            tb.append((math.log(max(lo[i], 1e-300)), math.log(max(hi[i], 1e-300))))
-        else:
-            tb.append((lo[i], hi[i]))
-    if grid and polish is not None and len(S) > polish:
-        # prune the grid: polish only the starts that already fit best
-        lo_t, hi_t = np.array([t[0] for t in tb]), np.array([t[1] for t in tb])
-        f0 = [objective_and_grad(np.clip(_to_theta(law, s, free), lo_t, hi_t), law, x, y, w,
-                                 residual, delta, base, free)[0] for s in S]
-        S = S[np.argsort(f0, kind="stable")[:polish]]
-    results = []
-    for s in S:
-        th0 = _to_theta(law, s, free)
-        th0 = np.clip(th0, [t[0] for t in tb], [t[1] for t in tb])
-        try:
-            res = minimize(objective_and_grad, th0, jac=True, method="L-BFGS-B", bounds=tb,
-                           args=(law, x, y, w, residual, delta, base, free),
-                           options={"maxiter": 2000, "ftol": 0.0, "gtol": 1e-12})
-            fun = float(res.fun)
-            conv = bool(res.success)
-            if not conv and np.isfinite(fun):
-                # ftol=0 often ends in a line-search stop at machine precision: accept it when
-                # the projected gradient is negligible
-                g = np.asarray(res.jac, dtype=float)
-                lo_t = np.array([t[0] for t in tb])
-                hi_t = np.array([t[1] for t in tb])
-                g = np.where((res.x <= lo_t) & (g > 0), 0.0, g)
-                g = np.where((res.x >= hi_t) & (g < 0), 0.0, g)
-                conv = bool(np.max(np.abs(g)) <= 1e-6 * (1.0 + abs(fun)) + 1e-10)
-            results.append((fun if np.isfinite(fun) else np.inf, res.x, conv))
-        except (FloatingPointError, ValueError) as exc:  # pragma: no cover - defensive
-            log.debug("start %s failed: %s", s, exc)
-            results.append((np.inf, th0, False))
-    losses = np.array([r[0] for r in results])
-    best = int(np.argmin(losses))
-    best_loss, best_th, conv = results[best]
-    p = _from_theta(law, best_th, base, free)
-    params = law.unpack(p)
-    status, reasons = "ok", []
-    if not np.isfinite(best_loss) or not np.all(np.isfinite(p)):
-        status = "failed"
-        reasons.append("no start reached a finite objective")
-    # spread of parameters among starts that reach (nearly) the best loss
-    tol = 1e-3 * abs(best_loss) + 1e-12
-    near = [r[1] for r in results if r[0] <= best_loss + tol]
-    spread = 0.0
-    if len(near) > 1:
-        P = np.array([_from_theta(law, t, base, free) for t in near])
-        scale = np.maximum(np.abs(P).max(axis=0), 1e-8)
-        spread = float(np.max(np.ptp(P, axis=0) / scale))
-        if status == "ok" and spread > rtol_spread:
-            names = [law.param_names[i] for i in np.where(np.ptp(P, axis=0) / scale > rtol_spread)[0]]
-            status = "unidentifiable"
-            reasons.append(f"{len(near)} starts reach the same loss with different {names}: the "
-                           "data do not pin these parameters down")
-    at_b = tuple(k for i, k in enumerate(law.param_names)
-                 if free[i] and (np.isclose(p[i], lo[i], rtol=1e-6, atol=1e-10)
-                                 or np.isclose(p[i], hi[i], rtol=1e-6, atol=1e-10)))
-    if at_b:
-        reasons.append(f"parameter(s) at a bound: {list(at_b)}")
-    if not conv and status == "ok":
-        reasons.append("L-BFGS-B stopped before its convergence test (best start)")
-    return FitResult(law=law, params=params, loss=float(best_loss), status=status,
-                     reason="; ".join(reasons), converged=conv, n_starts=len(S),
-                     start_losses=losses, spread=spread, at_bounds=at_b, n_points=len(y),
-                     theta=best_th)
+    pb = _prepare(law, x, y, weights, residual, delta, fixed)
+    lo, hi = _law_bounds(law, pb.x, pb.y, bounds)
+    base = np.array([pb.fixed.get(k, 0.5 * (lo[i] + hi[i]))
+                     for i, k in enumerate(law.param_names)])
+    tb = _theta_bounds(law, lo, hi, pb.free)
+    S = _start_points(pb, lo, hi, base, tb, starts, max_starts, polish)
+    results = [_minimise(pb, s, base, tb) for s in S]
+    return _result(pb, results, lo, hi, base, len(S), rtol_spread)
 
 
 @blas_single_threaded
@@ -334,18 +385,14 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
     X = np.broadcast_to(x, (B, n) if law.n_inputs == 1 else (B, n, law.n_inputs))
     residual, delta = _check_residual(law, residual, delta)
     fixed = dict(fixed or {})
-    P = len(law.param_names)
     W = np.ones((B, n)) if weights is None else np.broadcast_to(np.asarray(weights, float), (B, n))
+    P = len(law.param_names)
     # data-derived bounds per problem (on the points it actually uses), as fit_law does
     lo = np.empty((B, P))
     hi = np.empty((B, P))
     for i in range(1 if law.static_bounds else B):
         m = W[i] > 0
-        bi = law.bounds(X[i][m], Y[i][m])
-        if bounds:
-            bi.update(bounds)
-        lo[i] = [bi[k][0] for k in law.param_names]
-        hi[i] = [bi[k][1] for k in law.param_names]
+        lo[i], hi[i] = _law_bounds(law, X[i][m], Y[i][m], bounds)
     if law.static_bounds:  # the same for every problem: computed once
         lo[1:], hi[1:] = lo[0], hi[0]
     is_log = np.array([k in law.log_params for k in law.param_names])
@@ -357,33 +404,58 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
         if k in fixed:
             S[:, i] = fixed[k]
     th = np.clip(np.where(is_log, np.log(np.maximum(S, 1e-300)), S), lo_t, hi_t)
+    return _levenberg_marquardt(_Batch(law, X, Y, W, is_log, free, residual, delta), th,
+                                lo_t, hi_t, n_iter)
 
-    def nat(t):
-        return np.where(is_log, np.exp(np.minimum(t, 700.0)), t)
 
-    def resid_jac(t, rows):
-        p = nat(t)
-        Xr, Yr = X[rows], Y[rows]
-        cols = [p[:, i][:, None] for i in range(P)]
+@dataclass
+class _Batch:
+    """Many small problems of one law, fitted together by :func:`_levenberg_marquardt`."""
+
+    law: Law
+    X: np.ndarray
+    Y: np.ndarray
+    W: np.ndarray
+    is_log: np.ndarray
+    free: np.ndarray
+    residual: str
+    delta: float
+
+    def nat(self, t: np.ndarray) -> np.ndarray:
+        return np.where(self.is_log, np.exp(np.minimum(t, 700.0)), t)
+
+    def resid_jac(self, t: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Residuals and their Jacobian on the optimiser's scale for problems ``rows``."""
+        law, P = self.law, len(self.law.param_names)
+        p = self.nat(t)
+        Xr, Yr = self.X[rows], self.Y[rows]
+        cols: Any = [p[:, i][:, None] for i in range(P)]  # one column per parameter
         pred = law.f(Xr, cols)
         J = law.jac(Xr, cols)  # (b, n, P)
-        J *= np.where(is_log, p, 1.0)[:, None, :]
-        if residual == "log":
+        J *= np.where(self.is_log, p, 1.0)[:, None, :]
+        if self.residual == "log":
             safe = np.maximum(pred, 1e-300)
             r = np.log(safe) - np.log(Yr)
             J /= safe[..., None]
         else:
             r = pred - Yr
-        if not free.all():
-            J *= free[None, None, :]
+        if not self.free.all():
+            J *= self.free[None, None, :]
         return r, J
 
-    def obj(r, rows):
-        return np.sum(W[rows] * huber(r, delta)[0], axis=1)
+    def obj(self, r: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return np.sum(self.W[rows] * huber(r, self.delta)[0], axis=1)
 
+
+def _levenberg_marquardt(bt: _Batch, th: np.ndarray, lo_t: np.ndarray, hi_t: np.ndarray,
+                         n_iter: int) -> tuple[np.ndarray, np.ndarray]:
+    """Damped Gauss-Newton with Huber reweighting and an active set on the bounds, all
+    problems at once; each stops on its own. Returns (natural parameters, objective)."""
+    free, delta, W = bt.free, bt.delta, bt.W
+    B, P = th.shape
     every = np.arange(B)
-    r, J = resid_jac(th, every)
-    f = obj(r, every)
+    r, J = bt.resid_jac(th, every)
+    f = bt.obj(r, every)
     lam = np.full(B, 1e-2)
     eye = np.eye(P)
     pin = np.where(free, 0.0, 1.0)[None] * eye  # keeps M invertible for fixed parameters
@@ -411,8 +483,8 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
             M2 = np.where(mask, M[rows], 0.0) + (~fr)[:, :, None] * eye
             step[rows] = -np.linalg.solve(M2, (g[rows] * fr)[..., None])[..., 0] * fr
         cand = np.clip(th_a + step * free, lo_a, hi_a)
-        r_c, J_c = resid_jac(cand, act)
-        f_c = obj(r_c, act)
+        r_c, J_c = bt.resid_jac(cand, act)
+        f_c = bt.obj(r_c, act)
         f_a = f[act]
         ok = np.isfinite(f_c) & (f_c <= f_a)
         gain = np.where(ok, f_a - f_c, 0.0)
@@ -429,4 +501,4 @@ def fit_law_batch(law: Law | str, x, Y, start, *, residual: str | None = None,
             break
         if not going.all():
             act, r, J = act[going], r[going], J[going]
-    return nat(th), f
+    return bt.nat(th), f

@@ -13,8 +13,6 @@ parameters ``N`` and tokens ``D`` in units of 1e9.
 Examples
 --------
 >>> import numpy as np
-
-from ..errors import OptionError
 >>> law = get_law("power")
 >>> law
 PowerLaw: y = E + A * x^(-alpha)
@@ -25,14 +23,15 @@ PowerLaw: y = E + A * x^(-alpha)
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import registry as _registry
 from ..errors import OptionError
 
-__all__ = ["Law", "get_law", "LAWS", "PowerLaw", "Chinchilla", "GadreExp", "LossSigmoid",
+__all__ = ["Law", "get_law", "LAWS", "register_law", "PowerLaw", "Chinchilla", "GadreExp", "LossSigmoid",
            "CODLaw", "PassUntilLaw", "DirectSigmoid"]
 
 _EPS = 1e-12
@@ -352,19 +351,17 @@ class DirectSigmoid(Law):
                 "w": ws, "b": [-w * (mid + s) for w in ws for s in (0.0, 3.0)][:3]}
 
 
-LAWS: dict[str, Callable[[], Law]] = {
-    "power": PowerLaw, "chinchilla": Chinchilla, "gadre": GadreExp,
-    "loss_sigmoid": LossSigmoid, "cod": CODLaw, "passuntil": PassUntilLaw,
-    "direct_sigmoid": DirectSigmoid,
-}
+#: laws by name (:class:`downstream.registry.Registry`): built-ins listed there lazily;
+#: ``register_law`` (a class decorator; the class needs a ``name``) adds another
+LAWS = _registry.LAWS
+register_law = LAWS.register
 
 
 def get_law(name: str | Law) -> Law:
     """A law by registry name (``power``, ``chinchilla``, ``gadre``, ``loss_sigmoid``, ``cod``,
-    ``passuntil``, ``direct_sigmoid``) or the law itself."""
+    ``passuntil``, ``direct_sigmoid``, or one registered) or the law itself."""
     if isinstance(name, Law):
         return name
-    try:
-        return LAWS[name]()
-    except (KeyError, TypeError):
-        raise OptionError(f"unknown law {name!r}; known: {sorted(LAWS)}") from None
+    if not isinstance(name, str):
+        raise OptionError(f"unknown law {name!r}; known: {LAWS.names()}")
+    return LAWS.load(name)()

@@ -4,7 +4,7 @@
   (:data:`METHODS`, :func:`register`, :func:`make_method`). **Add a method** as one registered
   class in :mod:`~downstream.methods.table` (aggregate) or :mod:`~downstream.methods.items`
   (per-item), or in a file of your own.
-* :mod:`~downstream.methods.data` — :class:`TaskData`, what a method is fitted on, from a ladder
+* :mod:`~downstream.data.taskdata` — :class:`TaskData`, what a method is fitted on, from a ladder
   table (:func:`task_data`) or a per-item store (:func:`store_task_data`).
 * :mod:`~downstream.methods.defaults` — the documented default, chosen on evidence
   (:func:`default_choices`).
@@ -12,8 +12,16 @@
 * :mod:`~downstream.methods.rolling` — rolling-origin evidence and selection.
 """
 
+from ..data.taskdata import (
+           TaskData,
+           final_targets,
+           run_finals,
+           store_targets,
+           store_task_data,
+           subset_runs,
+           task_data,
+)
 from .base import METHODS, BaseMethod, Method, make_method, methods_for, register, result_frame
-from .data import TaskData, final_targets, run_finals, store_targets, store_task_data, subset_runs, task_data
 from .defaults import DefaultChoice, default_choices, default_method, default_methods
 from .guard import Guard, flat_guard
 from .items import cod_keeps_a_cluster

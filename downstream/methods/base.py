@@ -5,7 +5,7 @@ A method is a small object with four members (see :class:`Method`):
 ``name``
     its registry name;
 ``unavailable(data)``
-    why it cannot run on this :class:`~downstream.methods.data.TaskData` (a sentence), or None;
+    why it cannot run on this :class:`~downstream.data.taskdata.TaskData` (a sentence), or None;
 ``fit(data)``
     fits it on the training runs and returns it;
 ``predict(targets)``
@@ -40,11 +40,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_chec
 import numpy as np
 import pandas as pd
 
+from .. import registry as _registry
 from .._validation import Interval, check_fitted, validate_options
 from ..errors import NotFittedError, OptionError
 
 if TYPE_CHECKING:
-    from .data import TaskData
+    from ..data.taskdata import TaskData
 
 __all__ = ["Method", "BaseMethod", "METHODS", "register", "make_method", "fitted",
            "result_frame", "methods_for"]
@@ -64,35 +65,26 @@ class Method(Protocol):
     def predict(self, targets: pd.DataFrame) -> pd.DataFrame: ...
 
 
-#: Registered methods by name (see ``rank`` for their order in backtest tables).
-METHODS: dict[str, type[BaseMethod]] = {}
+#: Registered methods by name (:class:`downstream.registry.Registry`; see ``rank`` for their order
+#: in backtest tables). Built-in methods are listed there lazily; ``@register`` adds any other.
+METHODS = _registry.METHODS
 
 M = TypeVar("M", bound=type["BaseMethod"])
 
 
 def register(cls: M) -> M:
-    """Class decorator: add a method to :data:`METHODS` under its ``name``."""
+    """Class decorator: add a method to :data:`METHODS` under its ``name`` (then reachable from
+    :func:`make_method`, backtests and the CLI's ``--method``)."""
     if not getattr(cls, "name", None):
         raise TypeError(f"{cls.__name__}: a registered method needs a class attribute 'name'")
-    if cls.name in METHODS and METHODS[cls.name] is not cls:
-        raise TypeError(f"method name {cls.name!r} is registered twice "
-                        f"({METHODS[cls.name].__name__} and {cls.__name__})")
-    METHODS[cls.name] = cls
+    METHODS.register(cls)
     return cls
-
-
-def _ensure_registered() -> None:
-    # importing the modules registers their methods
-    from . import items, rolling, table  # noqa: F401
 
 
 def make_method(name: str, **kw: Any) -> BaseMethod:
     """A method by registry name; keywords go to its constructor (``n_bootstrap``,
     ``random_state``, ...)."""
-    _ensure_registered()
-    if name not in METHODS:
-        raise OptionError(f"unknown method {name!r}; known: {sorted(METHODS)}")
-    return METHODS[name](**kw)
+    return METHODS.load(name)(**kw)
 
 
 def fitted(name: str, data: TaskData, **kw: Any) -> BaseMethod:
@@ -104,9 +96,9 @@ def fitted(name: str, data: TaskData, **kw: Any) -> BaseMethod:
 def methods_for(data: TaskData) -> list[str]:
     """Names of the methods listed by default for this data's kind (``table`` or ``items``),
     ordered by their ``rank`` (baselines first)."""
-    _ensure_registered()
-    names = [n for n, c in METHODS.items() if data.kind in c.data_kinds]
-    return sorted(names, key=lambda n: METHODS[n].rank)
+    every = METHODS.loaded()
+    names = [n for n, c in every.items() if data.kind in c.data_kinds]
+    return sorted(names, key=lambda n: every[n].rank)
 
 
 def result_frame(predicted, lo=np.nan, hi=np.nan, note: str | np.ndarray = "",
@@ -200,7 +192,7 @@ class BaseMethod:
         the level it starts from; a law whose shape misses the top of the ladder no longer
         carries that miss to every target. (Anchoring each target at its own or the nearest
         training run instead was worse on the zoo: one run's last checkpoints are noisy.)"""
-        from .data import run_finals
+        from ..data.taskdata import run_finals
 
         fin = run_finals(data.score, k=3)
         fin = fin[np.isfinite(fin["flops"])].sort_values(["flops", "params"])

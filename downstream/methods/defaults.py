@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .data import TaskData
+from ..data.taskdata import TaskData
 
 __all__ = ["DefaultChoice", "default_choices", "default_methods", "default_method",
            "APRIORI", "CHAIN_CANDIDATES", "MIN_TASKS", "MIN_FORECASTS"]

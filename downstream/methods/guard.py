@@ -16,7 +16,7 @@ The floor a method uses where chance is unknown is :func:`floor_of`.
 Examples
 --------
 >>> import numpy as np, pandas as pd
->>> from downstream.methods.data import TaskData
+>>> from downstream.data.taskdata import TaskData
 >>> rng = np.random.default_rng(0)
 >>> rows = [{"run": f"r{i}", "step": s, "params": 10.0 ** (7 + i / 2), "tokens": 1e9,
 ...          "flops": 6e9 * 10.0 ** (7 + i / 2) * s, "value": 0.5 + rng.normal(0, 0.01)}
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .data import TaskData, run_finals
+from ..data.taskdata import TaskData, run_finals
 
 __all__ = ["Guard", "flat_guard", "score_noise", "checkpoint_noise", "floor_of", "Z90", "RISE_OVER_NOISE"]
 

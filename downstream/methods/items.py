@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .._validation import Interval
+from ..data.schema import GENERATE_UNTIL, SCORED_BY_LOGLIKELIHOOD
+from ..data.taskdata import TaskData, item_score
 from ..errors import FitError
 from ..fit.engine import fit_law
 from ..predictors.chains import ClusterTwoStep
@@ -24,7 +26,6 @@ from ..predictors.cod import CODPredictor
 from ..predictors.itemchain import PerItemChain
 from ..predictors.passuntil import fit_instance_laws
 from .base import BaseMethod, register, result_frame
-from .data import TaskData
 
 __all__ = ["PerItemChainMethod", "CODMethod", "ClusterTwoStepMethod", "PassUntilInstance",
            "PassUntilDataset", "PassRateItems", "cod_keeps_a_cluster"]
@@ -40,7 +41,7 @@ class _ItemMethod(BaseMethod):
     kind = "item"
     guarded = False
     #: output types the method can run on
-    output_types: ClassVar[tuple[str, ...]] = ("multiple_choice", "loglikelihood", "generate_until")
+    output_types: ClassVar[tuple[str, ...]] = (*SCORED_BY_LOGLIKELIHOOD, GENERATE_UNTIL)
     why_not: ClassVar[str] = ""
 
     def unavailable(self, data: TaskData) -> str | None:
@@ -96,7 +97,7 @@ class ClusterTwoStepMethod(_ItemMethod):
 
     name = "two_step_clusters"
     rank = 60
-    output_types = ("multiple_choice", "loglikelihood")
+    output_types = SCORED_BY_LOGLIKELIHOOD
     why_not = "generative items have no gold log-likelihood in this store"
 
     def _fit(self, data: TaskData) -> None:
@@ -173,7 +174,7 @@ class PerItemChainMethod(_ItemMethod):
 
     name = "per_item_chain"
     rank = 80
-    output_types = ("multiple_choice", "loglikelihood")
+    output_types = SCORED_BY_LOGLIKELIHOOD
     why_not = "needs per-choice log-likelihoods (multiple choice)"
 
     def unavailable(self, data: TaskData) -> str | None:
@@ -196,7 +197,7 @@ def _final_rates(items: pd.DataFrame) -> pd.DataFrame:
     """Each (run, item)'s pass rate at the run's final checkpoint, with the run's size."""
     fin = items.sort_values("step").groupby(["run", "doc_id"]).tail(1)
     return pd.DataFrame({"doc_id": fin["doc_id"], "params": fin["params_nonembed"],
-                         "rate": fin["n_pass"] / fin["n_samples"]})
+                         "rate": item_score(fin).to_numpy()})
 
 
 def _too_few_sizes(data: TaskData) -> str | None:
@@ -225,7 +226,7 @@ class PassRateItems(_ItemMethod):
 
     name = "pass_rate_items"
     rank = 95
-    output_types = ("generate_until",)
+    output_types = (GENERATE_UNTIL,)
     why_not = "needs generative pass rates"
 
     @staticmethod
@@ -251,7 +252,8 @@ class PassRateItems(_ItemMethod):
         it = data.items.sort_values("step").groupby(["run", "doc_id"]).tail(1)
         runs = it.groupby("run")["flops"].max().sort_values()
         x = np.log10(runs.to_numpy(float))
-        npass = it.pivot_table(index="doc_id", columns="run", values="n_pass").reindex(columns=runs.index)
+        it = it.assign(_passes=item_score(it) * it["n_samples"])  # effective passes
+        npass = it.pivot_table(index="doc_id", columns="run", values="_passes").reindex(columns=runs.index)
         nsamp = it.pivot_table(index="doc_id", columns="run", values="n_samples").reindex(columns=runs.index)
         ok = nsamp.notna().all(axis=1)
         P, N = npass[ok].to_numpy(float), nsamp[ok].to_numpy(float)
@@ -296,7 +298,7 @@ class PassUntilInstance(_ItemMethod):
     name = "passuntil_instance"
     target_needs = ("params",)
     rank = 90
-    output_types = ("generate_until",)
+    output_types = (GENERATE_UNTIL,)
     why_not = "PassUntil needs a generative task"
 
     def unavailable(self, data: TaskData) -> str | None:
@@ -327,7 +329,7 @@ class PassUntilDataset(_ItemMethod):
     rank = 100
     kind = "aggregate"  # it fits the mean pass rate per size, not the items
     target_needs = ("params",)  # PassUntil's law is in model size
-    output_types = ("generate_until",)
+    output_types = (GENERATE_UNTIL,)
     why_not = "PassUntil needs a generative task"
 
     def unavailable(self, data: TaskData) -> str | None:

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from .._validation import Interval
+from ..data.taskdata import TaskData, run_finals, subset_runs
 from ..errors import OptionError
 from .base import BaseMethod, make_method, methods_for, register
-from .data import TaskData, run_finals, subset_runs
 from .guard import flat_guard
 
 __all__ = ["rolling_origin_errors", "inner_origins", "RollingOriginSelect", "ERROR_COLUMNS"]

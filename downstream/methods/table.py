@@ -23,12 +23,12 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from ..data.taskdata import TaskData, run_finals
 from ..errors import FitError
 from ..fit.engine import fit_law
 from ..fit.regressor import ScalingLawRegressor
 from ..predictors.chains import TwoStepChain
 from .base import BaseMethod, fitted, register, result_frame
-from .data import TaskData, run_finals
 
 __all__ = ["NoFit", "DirectSigmoid", "DirectSigmoidCeil1", "DirectMean", "LogLinear",
            "LinearLogC", "Ensemble", "GadreExp", "TwoStep", "TwoStepVal", "ChainDirectMean",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..data.schema import GENERATE_UNTIL
 from ..data.tables import last_checkpoints
 from ..errors import DataError, OptionError
 
@@ -48,9 +49,11 @@ def item_scores(df: pd.DataFrame, score: str = "auto") -> pd.Series:
     multiple-choice items."""
     if "score" in df and score == "auto":
         return df["score"].astype(float)
-    gen = df["output_type"].eq("generate_until") if "output_type" in df else pd.Series(False, index=df.index)
+    gen = df["output_type"].eq(GENERATE_UNTIL) if "output_type" in df else pd.Series(False, index=df.index)
     if score in ("auto", "pass_rate") and gen.any():
-        return (df["n_pass"] / df["n_samples"].where(df["n_samples"] > 0)).astype(float)
+        from ..data.taskdata import item_score  # the one per-item score (PassUntil-aware)
+
+        return item_score(df)
     if "p_gold" not in df:
         from ..data.schema import derive
 

@@ -4,9 +4,10 @@ The adaptive sampling itself runs during collection (:mod:`downstream.data.sampl
 resampled until ``r`` passes or a budget; items that never pass are **censored** with an upper
 bound on their pass rate, not zero.
 
-Estimators per item (K draws, r passes): ``r/K`` (the paper's, biased upwards for small r) and
-the unbiased ``(r-1)/(K-1)`` (negative-binomial MVUE, r >= 2). Censored items (0 passes in K
-draws) get the one-sided 95% upper bound ``1 - 0.05^(1/K)`` (~3/K).
+Estimators per item (K draws, r passes): ``r/K`` (the paper's, biased upwards for small r when
+sampling stops at the r-th pass) and, for such stopped draws, the unbiased ``(r-1)/(K-1)``
+(negative-binomial MVUE, r >= 2); for a fixed number of draws ``r/K`` is unbiased. Censored
+items (0 passes in K draws) get the one-sided 95% upper bound ``1 - 0.05^(1/K)`` (~3/K).
 
 Laws: per-instance ``PU(N) = exp(-c N^-alpha)`` and the dataset-level fit on the mean; the
 accelerated-emergence check tests the concavity of ``log(-log PU)`` in ``log N``.
@@ -14,7 +15,8 @@ accelerated-emergence check tests the concavity of ``log(-log PU)`` in ``log N``
 Examples
 --------
 >>> import numpy as np
->>> est = item_estimates(n_pass=np.array([2, 0, 5]), n_samples=np.array([10, 64, 5]))
+>>> est = item_estimates(n_pass=np.array([2, 0, 5]), n_samples=np.array([10, 64, 5]),
+...                      stopped=True)
 >>> est["censored"].tolist(), round(float(est["unbiased"][0]), 4)
 ([False, True, False], 0.1111)
 """
@@ -34,28 +36,35 @@ __all__ = ["item_estimates", "task_pass_rate", "fit_instance_laws", "emergence_c
 log = logging.getLogger(__name__)
 
 
-def item_estimates(n_pass, n_samples, *, level: float = 0.95) -> pd.DataFrame:
-    """Per-item estimates: ``mle`` (r/K), ``unbiased`` ((r-1)/(K-1) when r >= 2, else r/K),
-    ``censored`` (no pass), ``upper`` (one-sided upper bound for censored items, else the MLE)."""
+def item_estimates(n_pass, n_samples, *, stopped=False, level: float = 0.95) -> pd.DataFrame:
+    """Per-item estimates: ``mle`` (r/K), ``unbiased``, ``censored`` (no pass), ``upper``
+    (one-sided upper bound for censored items, else the MLE).
+
+    ``unbiased`` depends on how the draws were made: where sampling **stopped at the r-th pass**
+    (PassUntil; ``stopped`` True, per item or for all) ``(r-1)/(K-1)`` for r >= 2 (r/K is biased
+    up there); for a fixed number of draws (``stopped`` False, the default) r/K itself is the
+    unbiased estimate."""
     r = np.asarray(n_pass, float)
     K = np.asarray(n_samples, float)
+    stop = np.broadcast_to(np.asarray(stopped, bool), r.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         mle = np.where(K > 0, r / K, np.nan)
-        unb = np.where(r >= 2, (r - 1) / np.maximum(K - 1, 1), mle)
+        unb = np.where(stop & (r >= 2), (r - 1) / np.maximum(K - 1, 1), mle)
         cens = (r == 0) & (K > 0)
         upper = np.where(cens, 1 - (1 - level) ** (1 / np.maximum(K, 1)), mle)
     return pd.DataFrame({"n_pass": r, "n_samples": K, "mle": mle, "unbiased": unb,
                          "censored": cens, "upper": upper})
 
 
-def task_pass_rate(n_pass, n_samples, *, estimator: str = "unbiased", n_boot: int = 2000,
-                   alpha: float = 0.1, seed: int = 0) -> dict:
-    """Task pass rate = mean of per-item estimates, with a bootstrap interval over items.
+def task_pass_rate(n_pass, n_samples, *, stopped=False, estimator: str = "unbiased",
+                   n_boot: int = 2000, alpha: float = 0.1, seed: int = 0) -> dict:
+    """Task pass rate = mean of per-item estimates (see :func:`item_estimates` for
+    ``stopped``), with a bootstrap interval over items.
 
     Censored items count as 0 in the point estimate and the lower bound, and at their upper
     bound in the upper end of the interval (so censoring widens the interval, never hides).
     """
-    e = item_estimates(n_pass, n_samples)
+    e = item_estimates(n_pass, n_samples, stopped=stopped)
     p = e[estimator].to_numpy()
     up = np.where(e["censored"], e["upper"], p)
     rng = np.random.default_rng(seed)

@@ -24,7 +24,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,8 +31,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from ..data.tables import last_checkpoints
 from ..errors import DataError
+from .schema import GENERATE_UNTIL, MULTIPLE_CHOICE
+from .tables import last_checkpoints
 
 __all__ = ["TaskData", "task_data", "store_task_data", "subset_runs", "run_finals",
            "final_targets", "store_targets", "store_ladder_table", "item_score", "SCORE_COLUMNS"]
@@ -80,7 +80,7 @@ class TaskData:
     @property
     def generative(self) -> bool:
         """True for per-item generative (pass-rate) data."""
-        return self.output_type == "generate_until"
+        return self.output_type == GENERATE_UNTIL
 
 
 def run_finals(df: pd.DataFrame, k: int = 1) -> pd.DataFrame:
@@ -126,7 +126,7 @@ def task_data(table: pd.DataFrame, task: str, *, metric: str = "acc",
     if score.empty:
         raise DataError(f"no rows for task {task!r} metric {metric!r}")
     if chance is None:
-        from ..data.tables import CHANCE
+        from .tables import CHANCE
 
         given = score["chance"].dropna() if "chance" in score else pd.Series(dtype=float)
         # the table's chance column, else the known-task table, else unknown (NaN: methods say
@@ -163,37 +163,14 @@ def final_targets(table: pd.DataFrame, runs: Sequence[str], task: str, *, metric
 
 # --------------------------------------------------------------------------- per-item stores
 
-def _passuntil_r(items: pd.DataFrame) -> pd.Series:
-    """The PassUntil stopping rule r of each record (0 when it was not drawn adaptively)."""
-    out = pd.Series(0, index=items.index)
-    if "metrics_json" not in items:
-        return out
-    has = items["metrics_json"].astype(str).str.contains('"passuntil"', regex=False)
-    for i in np.flatnonzero(has.to_numpy()):
-        try:
-            out.iloc[i] = int(json.loads(items["metrics_json"].iloc[i])["passuntil"]["r"])
-        except (ValueError, KeyError, TypeError):
-            continue
-    return out
-
-
 def item_score(items: pd.DataFrame) -> pd.Series:
-    """Each record's score: the pass rate of generative items (unbiased (r-1)/(K-1) for items
-    drawn by PassUntil until r >= 2 passes); the accuracy recomputed from the
-    log-likelihoods of multiple-choice items (lm-eval's own ``acc`` where the choices'
-    log-likelihoods are not stored); lm-eval's ``acc`` of single-continuation ``loglikelihood``
-    items (whether the answer was the greedy continuation)."""
-    otype = items["output_type"]
-    gen = items["n_pass"] / items["n_samples"].where(items["n_samples"] > 0)
-    r = _passuntil_r(items)
-    stopped = (r >= 2) & (items["n_pass"] >= r) & (items["n_samples"] > 1)
-    if stopped.any():
-        # drawn until r passes (PassUntil): r/K is biased up; (r-1)/(K-1) is unbiased
-        gen = gen.where(~stopped, (items["n_pass"] - 1) / (items["n_samples"] - 1))
-    acc_ll = items["acc_ll"] if "acc_ll" in items else pd.Series(np.nan, index=items.index)
-    mc = acc_ll.where(acc_ll.notna(), items["acc"])
-    out = mc.where(otype == "multiple_choice", items["acc"])
-    return gen.where(otype == "generate_until", out).astype(float)
+    """Each record's score: the ``item_score`` column :func:`~downstream.data.schema.derive`
+    made (computed there if absent; see :func:`downstream.data.schema.item_score`)."""
+    if "item_score" in items:
+        return items["item_score"].astype(float)
+    from .schema import item_score as compute
+
+    return compute(items)
 
 
 def _checkpoint_table(items: pd.DataFrame, generative: bool) -> pd.DataFrame:
@@ -207,7 +184,7 @@ def _checkpoint_table(items: pd.DataFrame, generative: bool) -> pd.DataFrame:
 
 
 def _prepare_items(records: pd.DataFrame) -> pd.DataFrame:
-    from ..data.schema import derive
+    from .schema import derive
 
     d = records if "acc_ll" in records else derive(records)
     d = d.copy()
@@ -220,12 +197,12 @@ def _store_chance(items: pd.DataFrame, task: str, generative: bool) -> float:
     """Random-guess score: 0 for generative tasks; 1 / choices (mean over items) for multiple
     choice with stored choices; else the known-task table (:data:`downstream.data.tables.CHANCE`);
     NaN when unknown (methods then say so)."""
-    from ..data.tables import CHANCE
+    from .tables import CHANCE
 
     if generative:
         return 0.0
     if "n_choices" in items and items["n_choices"].notna().any() and \
-            items["output_type"].eq("multiple_choice").all():
+            items["output_type"].eq(MULTIPLE_CHOICE).all():
         return float(np.nanmean(1.0 / items["n_choices"]))
     return float(CHANCE.get(task, np.nan))
 
@@ -254,7 +231,7 @@ def store_task_data(records: pd.DataFrame, *, runs: Iterable[str] | None = None,
         if items.empty:
             raise DataError(f"task {tasks[0]!r}: no records for the training runs {sorted(runs)}")
     otype = str(items["output_type"].iloc[0])
-    gen = otype == "generate_until"
+    gen = otype == GENERATE_UNTIL
     cp = _checkpoint_table(items, gen)
     nocompute = ~(cp["flops"] > 0)
     if nocompute.all():
@@ -281,7 +258,7 @@ def store_targets(records: pd.DataFrame, runs: Sequence[str], *,
     ``steps``), with the actual mean score over items. Columns target (``run/step<N>``), run,
     step, params, tokens, flops, actual."""
     items = _prepare_items(records[records["run"].isin(list(runs))])
-    gen = str(items["output_type"].iloc[0]) == "generate_until" if len(items) else False
+    gen = str(items["output_type"].iloc[0]) == GENERATE_UNTIL if len(items) else False
     cp = _checkpoint_table(items, gen)
     if steps is None:
         cp = last_checkpoints(cp, 1)
@@ -298,7 +275,7 @@ def store_ladder_table(store, *, tasks: Sequence[str] | None = None) -> pd.DataF
     metric): ``acc`` (multiple choice, recomputed from the log-likelihoods) or ``pass_rate``
     (generative), plus ``bpb`` (mean gold bits per byte) for multiple choice; ``params`` are
     non-embedding where known; ``chance`` is 1 / choices (0 for generative tasks)."""
-    from ..data.store import Store
+    from .store import Store
 
     st = store if isinstance(store, Store) else Store(store)
     files = st.list()
