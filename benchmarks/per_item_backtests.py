@@ -43,6 +43,7 @@ from downstream.data.per_item import (
 )
 from downstream.data.schema import derive
 from downstream.methods import make_method, store_targets, store_task_data
+from downstream.passk import unbiased_pass_at_k
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "backtests"
@@ -72,47 +73,76 @@ def pythia_gsm8k_time(boot: int) -> pd.DataFrame:
                                        n_bootstrap=boot))
 
 
-def _pass_at_k(n: np.ndarray, c: np.ndarray, k: int) -> np.ndarray:
-    """Unbiased pass@k per problem: 1 - C(n-c, k) / C(n, k) (k <= n)."""
-    from scipy.special import gammaln
+PASSK_METHODS = ("hybrid", "beta_binomial", "per_k_log_linear", "per_k_sigmoid")
 
-    out = np.ones(len(n))
-    ok = n - c >= k
-    lg = (gammaln(n - c + 1) - gammaln(n - c - k + 1)) - (gammaln(n + 1) - gammaln(n - k + 1))
-    out[ok] = 1 - np.exp(lg[ok])
-    return out
+
+def _band(k: int) -> str:
+    return "1-10" if k <= 10 else ("11-100" if k <= 100 else "101-1000")
+
+
+def _passk_rows(data, tg: pd.DataFrame, truth: dict, ks: list[int], protocol: str,
+                boot: int, items_method: bool = True) -> list[dict]:
+    """Every pass@k method's forecasts of ``tg`` with the actual pass@k (``truth[(target,
+    k)]``)."""
+    from downstream.passk import forecast_pass_at_k
+
+    out = forecast_pass_at_k(data, tg, ks, methods=list(PASSK_METHODS), n_bootstrap=boot)
+    if items_method:  # the old per-item path: per-item log-linear rates, mean of 1-(1-p)^k
+        items = make_method("pass_rate_items", n_bootstrap=0).fit(data)
+        extra = []
+        for _, t in tg.iterrows():
+            p = items.item_rates(float(t["flops"]))
+            for k in ks:
+                extra.append({"task": data.task, "target": t["target"], "k": k,
+                              "method": "pass_rate_items", "forecast": float(np.mean(1 - (1 - p) ** k)),
+                              "lo90": np.nan, "hi90": np.nan, "note": "per-item log-linear rates"})
+        out = pd.concat([out, pd.DataFrame(extra)], ignore_index=True)
+    rows = []
+    for r in out.itertuples(index=False):
+        act = truth[(r.target, r.k)]
+        rows.append({"protocol": protocol, "target": f"{r.target}@k={r.k}", "task": r.task,
+                     "method": r.method, "is_default": r.method == "hybrid",
+                     "predicted": r.forecast, "actual": act,
+                     "abs_error": abs(r.forecast - act), "lo90": r.lo90, "hi90": r.hi90,
+                     "covered": bool(r.lo90 <= act <= r.hi90) if np.isfinite(r.lo90) else np.nan,
+                     "note": r.note, "k": r.k, "k_band": _band(r.k), "flops": float(
+                         tg.set_index("target").loc[r.target, "flops"])})
+    return rows
 
 
 def pythia_gsm8k_passk(boot: int) -> pd.DataFrame:
     recs = derive(load_pythia_gsm8k())
     data = store_task_data(recs, runs=SMALL)
-    items = make_method("pass_rate_items", n_bootstrap=0).fit(data)
-    fin = recs.sort_values("step").groupby(["run", "doc_id"]).tail(1)
-    rows = []
+    tg = store_targets(recs, BIG)
     ks = [2 ** j for j in range(8)]
-    small = fin[fin["run"].isin(SMALL)]
-    for target in BIG:
-        t = fin[fin["run"] == target]
-        flops = float(t["flops"].iloc[0])
-        p_items = items.item_rates(flops)
+    truth = {}
+    for _, t in tg.iterrows():
+        g = recs[(recs["run"] == t["run"]) & (recs["step"] == t["step"])]
         for k in ks:
-            actual = float(_pass_at_k(t["n_samples"].to_numpy(), t["n_pass"].to_numpy(), k).mean())
-            item_pred = float(np.mean(1 - (1 - p_items) ** k))
-            # aggregate: log pass@k linear in log compute over the training sizes
-            agg = pd.DataFrame([{"flops": g["flops"].iloc[0], "v": _pass_at_k(
-                g["n_samples"].to_numpy(), g["n_pass"].to_numpy(), k).mean()}
-                for _, g in small.groupby("run")])
-            agg = agg[agg["v"] > 0]
-            c = np.polyfit(np.log10(agg["flops"]), np.log10(agg["v"]), 1)
-            agg_pred = float(min(10 ** np.polyval(c, np.log10(flops)), 1.0))
-            for m, pred in (("pass_rate_items (per item)", item_pred),
-                            ("log_linear pass@k (aggregate)", agg_pred)):
-                rows.append({"protocol": "pythia_gsm8k_passk", "target": f"{target}@k={k}",
-                             "task": "gsm8k_pythia", "method": m,
-                             "is_default": m.startswith("pass_rate_items"), "predicted": pred,
-                             "actual": actual, "abs_error": abs(pred - actual), "k": k,
-                             "flops": flops})
-    return _log10_error(pd.DataFrame(rows))
+            truth[(t["target"], k)] = float(np.nanmean(unbiased_pass_at_k(
+                g["n_samples"].to_numpy(), g["n_pass"].to_numpy(), k)))
+    return _log10_error(pd.DataFrame(_passk_rows(data, tg, truth, ks, "pythia_gsm8k_passk",
+                                                 boot)))
+
+
+def ladder_passk(boot: int) -> pd.DataFrame:
+    from downstream.data.store import Store
+
+    st = Store(REPO / "results" / "ladder" / "store")
+    rows = []
+    for task in sorted(t for t in st.list()["task"].unique() if t.endswith("_gen")):
+        recs = st.load(tasks=[task], with_derived=True)
+        size = recs.groupby("run")["params_nonembed"].first().sort_values()
+        largest = size.index[-1]
+        data = store_task_data(recs, runs=list(size.index[:-1]))
+        tg = store_targets(recs, [largest])
+        last = recs[(recs["run"] == largest) & (recs["step"] == recs.loc[recs["run"] == largest,
+                                                                           "step"].max())]
+        first4 = np.array([list(p)[:4] for p in last["passes"]], float)  # 4 fixed draws
+        truth = {(tg["target"].iloc[0], k): float(np.mean(unbiased_pass_at_k(
+            np.full(len(first4), 4), first4.sum(1), k))) for k in (1, 2, 4)}
+        rows += _passk_rows(data, tg, truth, [1, 2, 4], "ladder_passk", boot)
+    return pd.DataFrame(rows)
 
 
 def pythia_gsm8k_chain(boot: int) -> pd.DataFrame:
@@ -184,12 +214,15 @@ def roberta_nlu(boot: int) -> pd.DataFrame:
 
 
 PROTOCOLS = {"pythia_gsm8k": pythia_gsm8k, "pythia_gsm8k_time": pythia_gsm8k_time,
-             "pythia_gsm8k_passk": pythia_gsm8k_passk, "pythia_gsm8k_chain": pythia_gsm8k_chain,
-             "gpt2_opt": gpt2_opt, "roberta_nlu": roberta_nlu}
+             "pythia_gsm8k_passk": pythia_gsm8k_passk, "ladder_passk": ladder_passk,
+             "pythia_gsm8k_chain": pythia_gsm8k_chain, "gpt2_opt": gpt2_opt,
+             "roberta_nlu": roberta_nlu}
 
 
 def summary(res: pd.DataFrame) -> pd.DataFrame:
     ok = res.dropna(subset=["predicted"])
+    if "k_band" in ok and ok["k_band"].notna().any():  # pass@k: one row per method and k band
+        ok = ok.assign(protocol=ok["protocol"] + " k " + ok["k_band"].astype(str))
     agg = {"mae_points": ("abs_error", lambda s: 100 * s.mean()),
            "n": ("abs_error", "size"), "default": ("is_default", "max")}
     if "log10_error" in ok and ok["log10_error"].notna().any():
@@ -230,21 +263,26 @@ def plot_protocol(name: str, res: pd.DataFrame, path: Path) -> None:
     from downstream.plots import plot_backtest_task
 
     res = res.dropna(subset=["predicted"])
-    if name == "pythia_gsm8k_passk":
-        targets = list(dict.fromkeys(res["target"].str.split("@").str[0]))
-        fig, axes = plt.subplots(1, len(targets), figsize=(5.2 * len(targets), 4.4), sharey=True)
-        for ax, t in zip(np.atleast_1d(axes), targets):
-            r = res[res["target"].str.startswith(t + "@")]
-            a = r.drop_duplicates("k")
-            ax.plot(a["k"], 100 * a["actual"], "k*-", ms=10, label="held-out actual")
-            for m, g in r.groupby("method", sort=False):
-                ax.plot(g["k"], 100 * g["predicted"], "o--", label=m)
-            ax.set(xscale="log", yscale="log", xlabel="k (samples per problem)",
-                   title=f"{t}: mean pass@k")
-            ax.grid(alpha=0.3, which="both")
-        np.atleast_1d(axes)[0].set_ylabel("pass@k (%, log scale)")
-        np.atleast_1d(axes)[0].legend(fontsize=8)
-        fig.suptitle("Pythia GSM8K pass@k of the held-out sizes, forecast from fits on <= 1B")
+    if name in ("pythia_gsm8k_passk", "ladder_passk"):
+        from downstream.plots import plot_pass_at_k
+
+        r0 = res.assign(base=res["target"].str.split("@").str[0])
+        panels = list(dict.fromkeys(zip(r0["task"], r0["base"])))
+        cols = min(3, len(panels))
+        nrow = int(np.ceil(len(panels) / cols))
+        fig, axes = plt.subplots(nrow, cols, figsize=(5.4 * cols, 4.4 * nrow), squeeze=False)
+        for ax, (task, t) in zip(axes.flat, panels):
+            r = r0[(r0["task"] == task) & (r0["base"] == t)].rename(columns={"predicted": "forecast"})
+            title = f"{t.split('/')[0]}: mean pass@k" if name == "pythia_gsm8k_passk" else \
+                f"{task} ({t.split('/')[0]})"
+            plot_pass_at_k(r, ax=ax, title=title)
+        for ax in list(axes.flat)[len(panels):]:
+            ax.axis("off")
+        what = ("Pythia GSM8K pass@k of the held-out sizes, forecast from fits on <= 1B"
+                if name == "pythia_gsm8k_passk" else
+                "Own ladder: pass@k of the largest size's generative tasks, forecast from the "
+                "4 smaller sizes")
+        fig.suptitle(f"{what}; 90% intervals shaded; hybrid = the default", fontsize=11)
         fig.tight_layout()
     elif name == "roberta_nlu":
         methods = list(dict.fromkeys(res["method"]))

@@ -183,10 +183,31 @@ def _points(cols):
     return f
 
 
+def _pass_at(spec: str) -> list[int]:
+    try:
+        ks = [int(float(x)) for x in spec.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected k values like 1,10,100, got {spec!r}") from None
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"pass@k needs k >= 1, got {spec!r}")
+    return ks
+
+
 def _cmd_forecast(a: argparse.Namespace) -> int:
     from .forecast import forecast_store, forecast_table
 
     targets = _targets(a)
+    if a.pass_at:
+        if not a.store:
+            raise CliError("--pass-at needs a per-item store (--store) with pass counts")
+        from .passk import forecast_store_pass_at_k
+
+        table = forecast_store_pass_at_k(a.store, targets, a.pass_at, tasks=a.tasks,
+                                         methods=a.pass_method, n_bootstrap=a.bootstrap,
+                                         progress=not a.quiet)
+        _emit(table.round(6), a.format, a.out,
+              human=lambda d: _points(["forecast", "lo90", "hi90"])(d.round(4)))
+        return 0 if table["forecast"].notna().any() else 1
     kw = dict(tasks=a.tasks, methods=a.method, n_bootstrap=a.bootstrap,
               calibrate=a.interval == "rolling-origin", progress=not a.quiet)
     if a.store:
@@ -279,6 +300,44 @@ def _cmd_item_store(a: argparse.Namespace) -> int:
         rows.append({"source": a.source, "task": str(recs["task"].iloc[0]), "files": len(paths),
                      "rows": len(recs), "runs": int(recs["run"].nunique())})
     _emit(pd.DataFrame(rows), a.format)
+    return 0
+
+
+def _cmd_items(a: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .data.store import Store
+    from .data.taskdata import store_task_data
+    from .diagnostics import item_diagnostics
+
+    st = Store(a.store)
+    known = sorted(st.list()["task"].unique())
+    if a.task not in known:
+        raise CliError(f"task {a.task!r} is not in store {a.store} (it holds {known})")
+    diag = item_diagnostics(store_task_data(st.load(tasks=[a.task], with_derived=True),
+                                            runs=a.runs))
+    out = Path(a.out) if a.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        diag.items.to_csv(out / f"{a.task}_items.csv", index=False)
+        diag.cells.to_csv(out / f"{a.task}_checkpoints.csv", index=False)
+        import matplotlib
+
+        from .plots import plot_item_diagnostics
+
+        matplotlib.use("Agg")
+        plot_item_diagnostics(diag, out / f"{a.task}_items.png")
+    if a.format == "json":
+        print(json.dumps({"summary": diag.summary,
+                          "items": diag.items.round(6).to_dict("records"),
+                          "checkpoints": diag.cells.round(6).to_dict("records")}))
+    else:
+        _emit(pd.DataFrame([diag.summary]), a.format)
+        if a.format == "table":
+            if diag.summary["flat_top_warning"]:
+                print(f"warning: {diag.summary['flat_top_warning']}", file=sys.stderr)
+            if out is not None:
+                print(f"wrote {out}/{a.task}_items.csv, _checkpoints.csv and _items.png")
     return 0
 
 
@@ -403,6 +462,13 @@ def _parser_forecast(add) -> None:
     p.add_argument("--tasks", nargs="*")
     p.add_argument("--metric", default="acc")
     _add_methods(p)
+    p.add_argument("--pass-at", type=_pass_at, metavar="K[,K...]",
+                   help="pass@k forecasts of the store's generative tasks at these k (any k, "
+                        "e.g. 1,10,100,1000,10000)")
+    p.add_argument("--pass-method", nargs="*", choices=["hybrid", "beta_binomial",
+                                                        "per_k_log_linear", "per_k_sigmoid"],
+                   help="pass@k methods (default hybrid: the item model's shape at the default "
+                        "level forecast)")
     p.add_argument("--min-step", type=int)
     p.add_argument("--bootstrap", type=_nonneg_int, default=200, help="bootstrap replicates (0: none)")
     _add_interval(p)
@@ -485,6 +551,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _parser_forecast(add)
     _parser_backtest(add)
     _parser_sources(add)
+    p = add("items", help="item diagnostics of one task of a store (item model)",
+            description="Fit the item model on one task of a per-item store: each item's "
+                        "difficulty and discrimination, the share never solved on any "
+                        "checkpoint, each checkpoint's ability against compute (a flat top "
+                        "warns that rising laws will over-predict); CSV/JSON and a PNG.")
+    p.add_argument("--store", required=True)
+    p.add_argument("--task", required=True)
+    p.add_argument("--runs", nargs="*", help="only these runs (default all)")
+    p.add_argument("--out", help="folder for <task>_items.csv, _checkpoints.csv, _items.png")
+    _add_common(p)
+    p.set_defaults(func=_cmd_items)
     p = add("demo", help="end-to-end demo on the project's real ladder")
     p.add_argument("--out", default="demo_out")
     p.add_argument("--store", help="per-item store (default: results/ladder/store)")

@@ -277,6 +277,28 @@ def forecast_store(store: Any, targets: pd.DataFrame, *, tasks: Sequence[str] | 
     tasks = list(tasks or every)
     datas = {t: store_task_data(st.load(tasks=[t], with_derived=True), runs=runs)
              for t in _progress(dict.fromkeys([*tasks, *every]), "load", progress)}
-    return forecast_tasks([(datas[t], targets) for t in tasks], methods=methods,
-                          n_bootstrap=n_bootstrap, calibrate=calibrate, progress=progress,
-                          context=[d for t, d in datas.items() if t not in tasks])
+    out = forecast_tasks([(datas[t], targets) for t in tasks], methods=methods,
+                         n_bootstrap=n_bootstrap, calibrate=calibrate, progress=progress,
+                         context=[d for t, d in datas.items() if t not in tasks])
+    for t in tasks:
+        warn = _flat_top(datas[t])
+        if warn:
+            hit = out["task"] == t
+            out.loc[hit, "note"] = [f"{n}; {warn}" if n else warn for n in out.loc[hit, "note"]]
+    return out
+
+
+def _flat_top(data: TaskData, max_items: int = 20000) -> str | None:
+    """The item model's flat-top warning for a store task (None when it cannot tell)."""
+    if data.items is None or data.items["doc_id"].nunique() > max_items:
+        return None
+    from .predictors.irt import ItemResponseModel, flat_ability_warning, item_matrix
+
+    try:
+        X = item_matrix(data.items)
+        if X.kind != "binomial" or X.shape[1] < 6:
+            return None
+        return flat_ability_warning(ItemResponseModel(max_iter=200).fit(X))
+    except (ValueError, FloatingPointError) as exc:  # a diagnostic must not sink a forecast
+        log.info("item model on %s: %s", data.task, exc)
+        return None

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["plot_fit", "plot_backtest_task", "save_backtest_plots", "plot_clusters",
-           "plot_store_forecast"]
+           "plot_store_forecast", "plot_item_diagnostics", "plot_pass_at_k"]
 
 LEGEND = 8
 
@@ -260,3 +260,68 @@ def _cmap(n):
 
     cm = matplotlib.colormaps["viridis"]
     return lambda i: cm(0.1 + 0.8 * i / max(n - 1, 1))
+
+
+def plot_item_diagnostics(diag, path=None, *, dpi: int = 100):
+    """Two panels of :class:`~downstream.diagnostics.ItemDiagnostics`: each checkpoint's ability
+    against compute (one line per run; a flat top warns that rising laws will over-predict) and
+    each item's difficulty against its discrimination (items never solved on a training cell in
+    red). Saved to ``path`` when given; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    cells = diag.cells
+    runs = list(dict.fromkeys(cells.sort_values("flops")["run"]))
+    colour = _cmap(len(runs))
+    for i, r in enumerate(runs):
+        c = colour(i)
+        g = cells[cells["run"] == r].sort_values("flops")
+        a1.plot(g["flops"], g["ability"], "o-", color=c, ms=4, label=str(r))
+    a1.set(xscale="log", xlabel="training compute (FLOPs)",
+           ylabel="ability of the checkpoint (standardised)",
+           title="Ability per checkpoint (item model)")
+    if len(runs) <= 12:
+        a1.legend(fontsize=LEGEND, ncol=2)
+    a1.grid(alpha=0.3)
+    it = diag.items
+    never = it["cells_solved"] == 0
+    a2.scatter(it.loc[~never, "difficulty"], it.loc[~never, "discrimination"], s=10,
+               alpha=0.6, label="solved on some training checkpoint")
+    if never.any():
+        a2.scatter(it.loc[never, "difficulty"], it.loc[never, "discrimination"], s=12,
+                   color="tab:red", label="never solved on a training checkpoint")
+    a2.set(xlabel="item difficulty (ability at which it is half solved)",
+           ylabel="discrimination", title=f"{len(it)} items")
+    a2.legend(fontsize=LEGEND)
+    a2.grid(alpha=0.3)
+    s = diag.summary
+    extra = f"; {s['flat_top_warning']}" if s.get("flat_top_warning") else ""
+    fig.suptitle(f"{diag.task}: item diagnostics ({s['response']} responses, "
+                 f"{s['checkpoints']} checkpoints){extra}", fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+    return fig
+
+
+def plot_pass_at_k(rows, *, ax=None, title=None):
+    """pass@k against k (log k, log pass@k) for one target: each method's forecast with its 90%
+    interval, and the actual pass@k where ``rows`` has an ``actual`` column (black stars)."""
+    ax = _axes(ax)
+    methods = list(dict.fromkeys(rows["method"]))
+    colour = _cmap(len(methods))
+    for i, m in enumerate(methods):
+        c = colour(i)
+        g = rows[rows["method"] == m].sort_values("k")
+        ax.plot(g["k"], 100 * g["forecast"], "o-", color=c, ms=3, label=m)
+        ax.fill_between(g["k"], 100 * g["lo90"], 100 * g["hi90"], color=c, alpha=0.12)
+    if "actual" in rows:
+        a = rows.drop_duplicates("k").sort_values("k")
+        a = a[np.isfinite(a["actual"])]
+        ax.plot(a["k"], 100 * a["actual"], "k*", ms=9, label="held-out actual")
+    ax.set(xscale="log", yscale="log", xlabel="k (attempts per item)", ylabel="pass@k (%)",
+           title=title or "")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=LEGEND)
+    return ax

@@ -158,4 +158,5 @@ PER_ITEM_LOADERS: Registry[Callable[..., Any]] = Registry("per-item source", _sp
     "downstream.data.per_item", {"pythia_gsm8k": "pythia_gsm8k_source",
                                  "pythia_gsm8k_nll": "pythia_gsm8k_nll_source",
                                  "gpt2_opt": "gpt2_opt_source",
-                                 "minibertas": "minibertas_source"}))
+                                 "minibertas": "minibertas_source",
+                                 "gemstones": "gemstones_source"}))

@@ -31,6 +31,7 @@ compute between models, which they keep.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -48,7 +49,8 @@ from .schema import GENERATE_UNTIL, LOGLIKELIHOOD, LOGLIKELIHOOD_ROLLING, MULTIP
 from .tables import training_flops
 
 __all__ = ["load_pythia_gsm8k", "load_pythia_gsm8k_nll", "load_gpt2_opt", "load_minibertas",
-           "PER_ITEM_LOADERS", "PerItemSource", "GPT2_OPT_TASKS", "MINIBERTA_TASKS"]
+           "load_gemstones_items", "PER_ITEM_LOADERS", "PerItemSource", "GPT2_OPT_TASKS",
+           "MINIBERTA_TASKS", "GEMSTONES_TASKS"]
 
 PYTHIA_TOKENS_PER_STEP = 2_097_152
 GPT2_TOKENS = 9e9  # nominal (not published); equal for every size
@@ -218,6 +220,49 @@ def load_minibertas(data_dir: str | os.PathLike | None = None, *, task: str = "b
 
 
 #: loader per source name (``downstream item-store NAME``): name -> (loader, tasks or None)
+GEMSTONES_TASKS = ("arc_challenge", "arc_easy", "commonsense_qa", "hellaswag", "mmlu",
+                   "openbookqa", "piqa", "siqa", "winogrande")
+
+
+@functools.lru_cache(maxsize=2)
+def _gemstones_raw(base: str) -> pd.DataFrame:
+    root = Path(base) / "gemstones"
+    parts = [pd.read_csv(root / f) for f in ("gemstones_items_ckpt.csv.gz",
+                                               "gemstones_items_final.csv.gz")]
+    return pd.concat(parts, ignore_index=True)
+
+
+def load_gemstones_items(data_dir: str | os.PathLike | None = None, *,
+                         task: str = "arc_easy") -> pd.DataFrame:
+    """Gemstones (McLeish et al. 2025): the NLL of the gold answer of every item of one task
+    on 22 models x 6 checkpoints (10-160B tokens and the final 350B), as single-continuation
+    ``loglikelihood`` records (``ll`` = -NLL, gold 0; no correctness is published). ``doc_id``
+    is the item's position in the task's sorted item ids, ``doc_hash`` the id itself. Params are
+    non-embedding; FLOPs the suite's 6ND."""
+    from .public import default_data_dir
+
+    if task not in GEMSTONES_TASKS:
+        raise DataError(f"no gemstones task {task!r}; known: {list(GEMSTONES_TASKS)}")
+    base = Path(data_dir) if data_dir else default_data_dir()
+    raw = _gemstones_raw(str(base))
+    d = raw[raw["task"] == task]
+    runs = pd.read_csv(base / "gemstones" / "gemstones_runs.csv")
+    d = d.merge(runs[["model", "step", "params", "params_nonembed", "tokens", "flops_6nd"]],
+                on=["model", "step"], how="left")
+    ids = {v: i for i, v in enumerate(sorted(d["item_id"].astype(str).unique()))}
+    return _frame(len(d), run=d["model"].str.replace("Gemstone-", "", regex=False),
+                  step=d["step"].astype(int), checkpoint="step" + d["step"].astype(str),
+                  model_path=d["model"] + "@" + d["step"].astype(str),
+                  params=d["params"].astype(float),
+                  params_nonembed=d["params_nonembed"].astype(float),
+                  tokens=d["tokens"].astype(float), flops=d["flops_6nd"].astype(float),
+                  task=f"gemstones_{task}", task_version="mcleish7@5f42047",
+                  task_config_hash=f"gemstones-{task}", output_type=LOGLIKELIHOOD,
+                  filter="none", doc_id=d["item_id"].astype(str).map(ids).astype(int),
+                  doc_hash=d["item_id"].astype(str),
+                  ll=[[-float(x)] for x in d["nll"]], gold=0, is_greedy=[[False]] * len(d))
+
+
 @dataclass(frozen=True)
 class PerItemSource:
     """A per-item source by name: ``source(data_dir, task)`` -> store records; ``tasks`` are
@@ -238,6 +283,8 @@ gpt2_opt_source = PerItemSource("gpt2_opt", lambda d, t: load_gpt2_opt(d, experi
                                 GPT2_OPT_TASKS)
 minibertas_source = PerItemSource("minibertas", lambda d, t: load_minibertas(d, task=t),
                                   MINIBERTA_TASKS)
+gemstones_source = PerItemSource("gemstones", lambda d, t: load_gemstones_items(d, task=t),
+                                 GEMSTONES_TASKS)
 
 #: per-item sources by name (the registry of :mod:`downstream.registry`; a new source:
 #: ``PER_ITEM_LOADERS.register(PerItemSource("name", loader, tasks), name="name")``)
